@@ -1,0 +1,3 @@
+"""kdlab: an interactive lab for knowledge distillation (Hinton, Vinyals & Dean 2015)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from kdlab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""``kdlab bench``: one distillation epoch of the kdlab engine against the common tutorial loop.
+
+Both run in this process on the same data, teacher and student architecture:
+
+* tutorial: a per-example ``Dataset`` -> ``DataLoader(batch_size=128, shuffle=True)`` -> the teacher's
+  forward pass on every batch -> the Hinton loss -> Adam;
+* kdlab: ``engine.train`` on in-memory tensors with the teacher's logits precomputed once (cached).
+
+Prints median epoch times over ``repeats``, their ratio, the cached-teacher load time and the peak RSS.
+"""
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset as TorchDataset
+
+from kdlab.cache import TeacherStore
+from kdlab.config import TeacherConfig, TrainConfig
+from kdlab.data import load_dataset
+from kdlab.engine import Split, train
+from kdlab.losses import make_loss
+from kdlab.models import build_model
+from kdlab.teacher import MEMORY, get_teacher
+
+STUDENT, TEACHER, BATCH = "mlp:100", "mlp:1200-1200", 128
+TEACHER_TRAIN = TrainConfig(epochs=10)
+
+
+class _PerExample(TorchDataset):
+    """The tutorial way: one example at a time, collated by the DataLoader."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        return self.x[i], self.y[i]
+
+
+def tutorial_epoch(teacher: torch.nn.Module, student: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    loader = DataLoader(_PerExample(x, y), batch_size=BATCH, shuffle=True)
+    loss_fn = make_loss("hinton", temperature=4.0, alpha=0.9)
+    opt = torch.optim.Adam(student.parameters(), lr=1e-3)
+    t0 = time.perf_counter()
+    for xb, yb in loader:
+        with torch.no_grad():
+            t = teacher(xb)
+        out = loss_fn(student(xb), t, yb)
+        opt.zero_grad()
+        out.total.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def kdlab_epoch(student: torch.nn.Module, data: Split) -> float:
+    cfg = TrainConfig(epochs=1, batch_size=BATCH, schedule="constant")
+    t0 = time.perf_counter()
+    for _ in train(student, data, make_loss("hinton", temperature=4.0, alpha=0.9), cfg):
+        pass
+    return time.perf_counter() - t0
+
+
+def cached_load_seconds(cfg: TeacherConfig, data, store: TeacherStore) -> float:
+    MEMORY.clear()  # force the disk path: read, verify checksums, rebuild the module
+    t0 = time.perf_counter()
+    t = get_teacher(cfg, data, store)
+    seconds = time.perf_counter() - t0
+    assert t.source == "cache", t.source
+    return seconds
+
+
+def run_bench(dataset: str = "fashion-mnist", data_dir: str | None = None, repeats: int = 5,
+              quiet: bool = False) -> dict[str, Any]:
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+    data = load_dataset(dataset, data_dir)
+    store = TeacherStore()
+    cfg = TeacherConfig(dataset=dataset, arch=TEACHER, train=TEACHER_TRAIN)
+    say(f"teacher {TEACHER} on {dataset} (trained once, then cached) ...")
+    teacher = get_teacher(cfg, data, store)
+    load_s = statistics.median(cached_load_seconds(cfg, data, store) for _ in range(repeats))
+    split = Split(data.x_train, data.y_train, teacher.train_logits)
+    fast, slow = [], []
+    for i in range(repeats):
+        torch.manual_seed(i)
+        fast.append(kdlab_epoch(build_model(STUDENT, data.input_shape, data.num_classes), split))
+        if i < max(1, repeats // 2):  # the slow loop is slow; fewer repeats give a stable median anyway
+            torch.manual_seed(i)
+            slow.append(tutorial_epoch(teacher.model, build_model(STUDENT, data.input_shape, data.num_classes),
+                                       data.x_train, data.y_train))
+        say(f"repeat {i + 1}/{repeats}: kdlab {fast[-1]:.3f} s" + (f", tutorial {slow[-1]:.3f} s" if len(slow) > i else ""))
+    result = {
+        "dataset": dataset, "student": STUDENT, "teacher": TEACHER, "batch_size": BATCH, "threads": torch.get_num_threads(),
+        "kdlab_epoch_s": statistics.median(fast), "tutorial_epoch_s": statistics.median(slow),
+        "speedup": statistics.median(slow) / statistics.median(fast),
+        "cached_teacher_load_s": load_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
+        "kdlab_epochs_s": fast, "tutorial_epochs_s": slow,
+    }
+    return result

@@ -1,0 +1,163 @@
+"""The training loop: in-memory tensors, shuffled index batches, precomputed teacher logits.
+
+Why not Dataset/DataLoader: per-example __getitem__ plus collation costs ~7x the arithmetic of a small MLP
+(DESIGN.md §3). The inputs are never augmented, so the teacher's logits are computed once per split by
+the caller and sliced here with the same index batch as the inputs.
+
+``train`` is a generator of ``Event``s so that a UI, a CLI and tests can each consume progress their way.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from kdlab.config import TrainConfig
+from kdlab.errors import TrainingDivergedError
+from kdlab.metrics import accuracy, agreement, predict_logits
+
+LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], "object"]
+STEP_EVENTS_PER_EPOCH = 20  # enough for a smooth live curve; more only costs the UI redraws
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N, *input_shape)
+    y: torch.Tensor | None  # (N,) or None for an unlabelled transfer set
+    teacher_logits: torch.Tensor | None = None  # (N, C), precomputed
+
+
+@dataclass
+class Event:
+    kind: str  # "step" (running averages), "epoch" (plus test metrics) or "done"
+    epoch: int  # 1-based; fractional progress is step / total_steps
+    step: int
+    total_steps: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)  # per-epoch metrics so far
+    reason: str = ""  # for "done": "completed", "stopped" or "time limit"
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+
+
+def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate for a step under the configured schedule."""
+    progress = step / max(1, total_steps)
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if cfg.schedule == "step":  # x0.1 at half and at three quarters of the run
+        return cfg.lr * (0.1 ** ((progress >= 0.5) + (progress >= 0.75)))
+    return cfg.lr
+
+
+def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, test: Split | None = None,
+          should_stop: Callable[[], bool] | None = None) -> Iterator[Event]:
+    """Train ``model`` in place, yielding step, epoch and a final done event.
+
+    Stops early, still yielding "done", when ``should_stop()`` turns true (checked every step) or when
+    ``cfg.max_seconds`` has passed. Raises TrainingDivergedError on a non-finite loss.
+    """
+    device = torch.device(cfg.device)
+    model.to(device)
+    n = len(data.x)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    log_every = max(1, steps_per_epoch // STEP_EVENTS_PER_EPOCH)
+    optimizer = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)  # own generator: the order does not depend on global state
+    deadline = time.monotonic() + cfg.max_seconds
+    history: list[dict[str, float]] = []
+    step, reason, t0 = 0, "completed", time.perf_counter()
+
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        running = _Running()
+        for idx in torch.randperm(n, generator=gen).split(cfg.batch_size):
+            if should_stop is not None and should_stop():
+                reason = "stopped"
+            elif time.monotonic() > deadline:
+                reason = "time limit"
+            if reason != "completed":
+                break
+            _set_lr(optimizer, lr_at(cfg, step, total_steps))
+            out, logits = _train_step(model, optimizer, loss_fn, data, idx, device, cfg)
+            step += 1
+            running.add(out, logits, data.y[idx] if data.y is not None else None)
+            if step % log_every == 0:
+                yield Event("step", epoch, step, total_steps, running.means())
+        if reason != "completed" and running.count == 0:
+            break
+        metrics = running.means() | _test_metrics(model, test, device) | {"seconds": time.perf_counter() - t0}
+        history.append({"epoch": epoch, **metrics})
+        yield Event("epoch", epoch, step, total_steps, metrics, list(history))
+        if reason != "completed":
+            break
+    yield Event("done", len(history), step, total_steps, history[-1] if history else {}, history, reason)
+
+
+def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, data: Split,
+                idx: torch.Tensor, device: torch.device, cfg: TrainConfig):
+    x = data.x[idx].to(device, non_blocking=True)  # (B, *input_shape)
+    y = data.y[idx].to(device) if data.y is not None else None  # (B,)
+    t = data.teacher_logits[idx].to(device) if data.teacher_logits is not None else None  # (B, C)
+    logits = model(x)  # (B, C)
+    out = loss_fn(logits, t, y)
+    if not torch.isfinite(out.total):
+        raise TrainingDivergedError(
+            f"the loss became {out.total.item()} (learning rate {cfg.lr}): lower the learning rate, "
+            "or move the temperature away from extreme values"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    out.total.backward()
+    optimizer.step()
+    return out, logits.detach()
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _test_metrics(model: nn.Module, test: Split | None, device: torch.device) -> dict[str, float]:
+    if test is None or test.y is None:
+        return {}
+    logits = predict_logits(model, test.x.to(device)).cpu()
+    metrics = {"test_accuracy": accuracy(logits, test.y)}
+    if test.teacher_logits is not None:
+        metrics["agreement"] = agreement(logits, test.teacher_logits)
+    return metrics
+
+
+class _Running:
+    """Running means of the loss parts and the training accuracy over one epoch.
+
+    Sums stay tensors so that a step costs no Python-float conversion; ``means()`` converts."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sums: dict[str, torch.Tensor] = {}
+        self.correct = torch.zeros((), dtype=torch.long)
+        self.seen = 0
+
+    def add(self, out, logits: torch.Tensor, y: torch.Tensor | None) -> None:
+        self.count += 1
+        for name, value in {"train_loss": out.total, **out.parts}.items():
+            self.sums[name] = self.sums.get(name, 0) + value.detach()
+        if y is not None:
+            self.correct += (logits.argmax(1) == y.to(logits.device)).sum().cpu()
+            self.seen += len(y)
+
+    def means(self) -> dict[str, float]:
+        m = {k: (v / self.count).item() for k, v in self.sums.items()}
+        if self.seen:
+            m["train_accuracy"] = self.correct.item() / self.seen
+        return m

@@ -1,0 +1,283 @@
+"""Distillation objectives on two logit tensors (torchdistill's lesson: tensors in, no module hooks).
+
+Every loss is one registered function ``loss(student, teacher, labels, *, temperature, alpha, **weights)``
+that returns a ``LossOutput``; ``make_loss`` validates the settings and binds them, so the engine calls
+``loss_fn(student_logits, teacher_logits, labels)``.
+
+Shared conventions:
+
+* ``student`` is (B, C) logits; ``teacher`` is (B, C) logits or None; ``labels`` is (B,) int64 or None.
+* The teacher is a constant target: its logits are detached inside every loss.
+* KL terms are KL(teacher ‖ student) averaged over the batch ('batchmean'), computed from log_softmax of
+  both sides (``log_target=True``) so that no probability is ever logged.
+* ``parts`` always holds "hard" and "soft" (a zero tensor where a term is absent), so a UI can plot
+  total / soft / hard for any loss; parts are detached and are the *unweighted* terms, except DKD's
+  "soft", which is its weighted sum of TCKD and NCKD (its raw terms are in "tckd" and "nckd").
+* ``teacher=None`` means "no teacher": losses with a cross-entropy term reduce to plain CE (the baseline
+  of every KD comparison); ``soft-only`` has nothing left and raises ValueError.
+* ``make_loss`` validates temperature and alpha for every loss, even those that ignore them, so a bad
+  setting is reported the same way whatever loss is selected.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from kdlab.errors import ConfigError
+from kdlab.registry import Registry
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    total: Tensor  # scalar, differentiable w.r.t. the student logits
+    parts: dict[str, Tensor]  # named detached scalars; always "hard" and "soft"
+
+
+LossFn = Callable[[Tensor, Optional[Tensor], Optional[Tensor]], LossOutput]
+LOSSES: Registry[Callable[..., LossOutput]] = Registry("loss")
+
+_COMMON_PARAMS = ("temperature", "alpha")
+
+
+# ---------------------------------------------------------------- public helpers
+
+
+def soft_targets(logits: Tensor, temperature: float) -> Tensor:
+    """softmax(logits / T) over the last axis: the "softened" distribution of Hinton et al. (2015)."""
+    _check_temperature(temperature)
+    return torch.softmax(logits / temperature, dim=-1)  # (B, C)
+
+
+def entropy(probs: Tensor) -> Tensor:
+    """Shannon entropy H(p) = -Σ_c p_c log p_c in nats, per row, with 0·log 0 = 0."""
+    return -torch.special.xlogy(probs, probs).sum(dim=-1)  # (B,)
+
+
+def loss_names() -> list[str]:
+    return LOSSES.names()
+
+
+def make_loss(name: str, temperature: float = 4.0, alpha: float = 0.9, **kwargs) -> LossFn:
+    """Validate the settings of loss ``name`` and return ``fn(student, teacher, labels) -> LossOutput``."""
+    validate_loss_params(name, temperature, alpha, **kwargs)
+    fn = LOSSES.get(name)
+    return functools.partial(fn, temperature=float(temperature), alpha=float(alpha), **kwargs)
+
+
+def validate_loss_params(name: str, temperature: float = 4.0, alpha: float = 0.9, **kwargs) -> None:
+    """Raise ConfigError for an unknown loss, T not finite and > 0, alpha outside [0, 1], an unknown
+    keyword for that loss, or a negative / non-finite weight."""
+    fn = LOSSES.get(name)  # ConfigError listing the valid names
+    _check_temperature(temperature)
+    _check_alpha(alpha)
+    extra = _extra_params(fn)
+    for key, value in kwargs.items():
+        if key not in extra:
+            valid = ", ".join(_COMMON_PARAMS + tuple(extra))
+            raise ConfigError(f"loss {name!r} has no parameter {key!r}; its parameters are: {valid}")
+        _check_weight(key, value)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _check_temperature(temperature) -> None:
+    if not _is_real(temperature) or not math.isfinite(temperature) or temperature <= 0:
+        raise ConfigError(f"temperature T must be a finite number > 0, got {temperature!r}")
+
+
+def _check_alpha(alpha) -> None:
+    if not _is_real(alpha) or not 0.0 <= alpha <= 1.0:  # NaN fails the comparison
+        raise ConfigError(f"alpha must be a number in [0, 1], got {alpha!r}")
+
+
+def _check_weight(key: str, value) -> None:
+    if not _is_real(value) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"loss weight {key} must be a finite number >= 0, got {value!r}")
+
+
+def _extra_params(fn: Callable) -> list[str]:
+    """Keyword-only parameters of a registered loss beyond temperature and alpha (its weights)."""
+    params = inspect.signature(fn).parameters.values()
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in _COMMON_PARAMS]
+
+
+def _check_inputs(student: Tensor, teacher: Optional[Tensor], labels: Optional[Tensor]) -> None:
+    if student.ndim != 2:
+        raise ValueError(f"student logits must be (B, C), got shape {tuple(student.shape)}")
+    if teacher is not None and teacher.shape != student.shape:
+        raise ValueError(f"teacher logits {tuple(teacher.shape)} != student logits {tuple(student.shape)}")
+    if labels is not None and labels.shape != student.shape[:1]:
+        raise ValueError(f"labels must be (B,) = ({student.shape[0]},), got {tuple(labels.shape)}")
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def _kl(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """KL(softmax(t/T) ‖ softmax(s/T)) averaged over the batch; the teacher is detached."""
+    log_q = F.log_softmax(student / temperature, dim=1)  # (B, C) student
+    log_p = F.log_softmax(teacher.detach() / temperature, dim=1)  # (B, C) teacher
+    return F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
+
+
+def _zero(like: Tensor) -> Tensor:
+    return like.new_zeros(())
+
+
+def _output(total: Tensor, hard: Tensor, soft: Tensor, **extra: Tensor) -> LossOutput:
+    parts = {"hard": hard.detach(), "soft": soft.detach()}
+    parts.update({k: v.detach() for k, v in extra.items()})
+    return LossOutput(total=total, parts=parts)
+
+
+def _ce_only(student: Tensor, labels: Optional[Tensor], name: str) -> LossOutput:
+    """The no-teacher baseline: plain cross-entropy on the labels."""
+    if labels is None:
+        raise ValueError(f"loss {name!r} needs teacher logits or labels; both are None")
+    ce = F.cross_entropy(student, labels)
+    return _output(ce, ce, _zero(ce))
+
+
+# ---------------------------------------------------------------- the losses
+
+
+@LOSSES.register("hinton")
+def hinton(student, teacher, labels, *, temperature: float, alpha: float) -> LossOutput:
+    """Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network".
+
+        total = α · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α) · CE(s, y)
+
+    Convention: α weights the SOFT (teacher) term; α = 0 is plain cross-entropy, α = 1 pure distillation.
+    The T² factor keeps the soft gradients' size roughly independent of T (they scale as 1/T² otherwise).
+    KL is averaged over the batch. Parts: soft = T²·KL (before α), hard = CE.
+    If labels is None the soft term alone is used (as if α = 1); if teacher is None, plain CE.
+    """
+    _check_inputs(student, teacher, labels)
+    if teacher is None:
+        return _ce_only(student, labels, "hinton")
+    soft = temperature**2 * _kl(student, teacher, temperature)
+    if labels is None:
+        return _output(soft, _zero(soft), soft)
+    hard = F.cross_entropy(student, labels)
+    return _output(alpha * soft + (1 - alpha) * hard, hard, soft)
+
+
+@LOSSES.register("source")
+def source(student, teacher, labels, *, temperature: float, alpha: float, lam: float = 0.1) -> LossOutput:
+    """The recipe of the project's source document (a Chinese Keras tutorial), corrected.
+
+        total = CE(s, y) + λ · KL(softmax(t) ‖ softmax(s))      at T = 1, λ = ``lam`` = 0.1 by default
+
+    ``temperature`` and ``alpha`` are ignored (validated, but unused): the recipe has no temperature.
+    The source writes ``L(y, T(x)) − λ·D_KL(S ‖ T)``, which is wrong twice: (1) the sign: subtracting the
+    KL rewards the student for *diverging* from the teacher; (2) the arguments are swapped: its Keras call
+    ``kullback_leibler(y_pred, teacher_preds)`` computes KL(student ‖ teacher) with the teacher in the
+    role of the *prediction*. We implement the correct form above (added, teacher as the target).
+    Parts: hard = CE, soft = KL (before λ). If labels is None the KL term alone is used (weight 1, as
+    hinton does with α = 1); if teacher is None, plain CE.
+    """
+    del temperature, alpha  # the recipe works at T = 1 with its own weight λ
+    _check_inputs(student, teacher, labels)
+    if teacher is None:
+        return _ce_only(student, labels, "source")
+    soft = _kl(student, teacher, 1.0)
+    if labels is None:
+        return _output(soft, _zero(soft), soft)
+    hard = F.cross_entropy(student, labels)
+    return _output(hard + lam * soft, hard, soft)
+
+
+@LOSSES.register("soft-only")
+def soft_only(student, teacher, labels, *, temperature: float, alpha: float) -> LossOutput:
+    """Soft targets alone, as in Hinton, Vinyals & Dean (2015)'s transfer-set experiments, where the
+    transfer set may have no labels:
+
+        total = T² · KL(softmax(t/T) ‖ softmax(s/T))
+
+    Equals ``hinton`` at α = 1. Labels and alpha are ignored; parts: soft = total, hard = 0.
+    """
+    del labels, alpha
+    _check_inputs(student, teacher, None)
+    if teacher is None:
+        raise ValueError("loss 'soft-only' needs teacher logits")
+    soft = temperature**2 * _kl(student, teacher, temperature)
+    return _output(soft, _zero(soft), soft)
+
+
+@LOSSES.register("logit-mse")
+def logit_mse(student, teacher, labels, *, temperature: float, alpha: float) -> LossOutput:
+    """Logit regression, Ba & Caruana (2014), "Do Deep Nets Really Need to be Deep?", mixed with CE:
+
+        total = α · mean_{b,c} (s_bc − t_bc)² + (1 − α) · CE(s, y)
+
+    α weights the teacher term, as in ``hinton``; α = 1 is Ba & Caruana's pure logit regression (the
+    shared default α = 0.9 keeps a little CE). The MSE is averaged over batch and classes; the paper's
+    (1/2)·Σ_c per example differs by the constant factor C/2. T is ignored: logits need no softening.
+    Parts: soft = MSE, hard = CE. If labels is None, pure MSE; if teacher is None, plain CE.
+    """
+    del temperature
+    _check_inputs(student, teacher, labels)
+    if teacher is None:
+        return _ce_only(student, labels, "logit-mse")
+    soft = F.mse_loss(student, teacher.detach())
+    if labels is None:
+        return _output(soft, _zero(soft), soft)
+    hard = F.cross_entropy(student, labels)
+    return _output(alpha * soft + (1 - alpha) * hard, hard, soft)
+
+
+def _dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
+    """(TCKD, NCKD), each T²·KL(teacher ‖ student) averaged over the batch."""
+    target = F.one_hot(labels, student.shape[1]).bool()  # (B, C)
+    s = student / temperature  # (B, C)
+    t = teacher.detach() / temperature  # (B, C)
+    s_rest = s - 1000.0 * target  # (B, C) target logit pushed down, as the official code does
+    t_rest = t - 1000.0 * target
+    # binary (target, rest) log-probabilities: log p_target, log(1 − p_target) = lse(rest) − lse(all)
+    s_bin = torch.stack([s[target], s_rest.logsumexp(1)], dim=1) - s.logsumexp(1, keepdim=True)  # (B, 2)
+    t_bin = torch.stack([t[target], t_rest.logsumexp(1)], dim=1) - t.logsumexp(1, keepdim=True)  # (B, 2)
+    tckd = F.kl_div(s_bin, t_bin, log_target=True, reduction="batchmean")
+    nckd = F.kl_div(F.log_softmax(s_rest, 1), F.log_softmax(t_rest, 1), log_target=True, reduction="batchmean")
+    return temperature**2 * tckd, temperature**2 * nckd
+
+
+@LOSSES.register("dkd")
+def dkd(
+    student, teacher, labels, *, temperature: float, alpha: float, beta_tckd: float = 1.0, beta_nckd: float = 8.0
+) -> LossOutput:
+    """Decoupled Knowledge Distillation, Zhao, Cui, Song, Qiu & Liang (CVPR 2022).
+
+        b = (p_target, 1 − p_target)                      binary target-vs-rest distribution at T
+        p̂ = softmax over the non-target classes at T      (target logit − 1000, as the official code)
+        TCKD = T² · KL(b_teacher ‖ b_student)
+        NCKD = T² · KL(p̂_teacher ‖ p̂_student)
+        total = CE(s, y) + β_tckd · TCKD + β_nckd · NCKD   (β_tckd = 1, β_nckd = 8: the paper's defaults)
+
+    ``alpha`` is ignored (validated, but unused); the official training warm-up of the KD weight is the
+    engine's business, not this function's. Labels are required (ValueError if None); if teacher is None,
+    plain CE. Parts: hard = CE, soft = β_tckd·TCKD + β_nckd·NCKD, tckd = TCKD, nckd = NCKD (unweighted).
+    """
+    del alpha
+    _check_inputs(student, teacher, labels)
+    if labels is None:
+        raise ValueError("loss 'dkd' needs labels: its terms are split around the target class")
+    if teacher is None:
+        return _ce_only(student, labels, "dkd")
+    tckd, nckd = _dkd_terms(student, teacher, labels, temperature)
+    hard = F.cross_entropy(student, labels)
+    soft = beta_tckd * tckd + beta_nckd * nckd
+    return _output(hard + soft, hard, soft, tckd=tckd, nckd=nckd)

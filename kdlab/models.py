@@ -1,0 +1,163 @@
+"""The model zoo, built from short specs that a CLI flag or a dropdown can carry.
+
+Spec grammar: ``FAMILY[:ARG][:dropout=P]``
+
+* ``linear``                 - softmax regression
+* ``mlp:W1-W2-...``           - ReLU MLP with the given hidden widths, e.g. ``mlp:1200-1200``, ``mlp:100``
+* ``cnn:small`` / ``cnn:medium`` - LeNet-like CNNs for image inputs (any HxW >= 8)
+
+``:dropout=P`` adds dropout after every hidden layer (Hinton 2015's teacher used it).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from kdlab.errors import ConfigError
+from kdlab.registry import Registry
+
+SPEC_FORMS = "linear, mlp:<width>[-<width>...] (e.g. mlp:1200-1200), cnn:small, cnn:medium; optional :dropout=<0..0.9>"
+MAX_WIDTH = 8192  # bounds memory for specs typed into a UI or URL
+MAX_LAYERS = 8
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    family: str
+    arg: str  # "1200-1200" for mlp, "small" for cnn, "" for linear
+    dropout: float = 0.0
+
+
+Builder = Callable[[ModelSpec, tuple[int, ...], int], nn.Module]
+ARCHITECTURES: Registry[Builder] = Registry("architecture family")
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"empty model spec; valid forms: {SPEC_FORMS}")
+    family, *rest = spec.strip().split(":")
+    dropout = 0.0
+    if rest and rest[-1].startswith("dropout="):
+        dropout = _parse_dropout(rest.pop()[len("dropout="):], spec)
+    if family not in ARCHITECTURES or len(rest) > 1:
+        raise ConfigError(f"malformed model spec {spec!r}; valid forms: {SPEC_FORMS}")
+    return ModelSpec(family, rest[0] if rest else "", dropout)
+
+
+def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """A fresh, randomly initialised model (seed torch beforehand for reproducibility)."""
+    parsed = parse_spec(spec)
+    model = ARCHITECTURES.get(parsed.family)(parsed, tuple(input_shape), num_classes)
+    model.spec = spec  # type: ignore[attr-defined]  # kept for reports and the cache
+    return model
+
+
+def validate_spec(spec: str, input_shape: tuple[int, ...] = (1, 28, 28), num_classes: int = 10) -> None:
+    """Raises ConfigError for an unknown or malformed spec, without allocating the weights."""
+    with torch.device("meta"):
+        build_model(spec, input_shape, num_classes)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def macs_per_example(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass for one example (Linear and Conv2d layers)."""
+    total = 0
+
+    def hook(module: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features
+        elif isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += out[0].numel() * (module.in_channels // module.groups) * kh * kw
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=_device_of(model)))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _parse_dropout(text: str, spec: str) -> float:
+    try:
+        p = float(text)
+    except ValueError:
+        p = -1.0
+    if not 0.0 <= p <= 0.9:
+        raise ConfigError(f"dropout in {spec!r} must be a number in [0, 0.9]; valid forms: {SPEC_FORMS}")
+    return p
+
+
+def _flat_dim(input_shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in input_shape:
+        n *= d
+    return n
+
+
+@ARCHITECTURES.register("linear")
+def _linear(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    if spec.arg:
+        raise ConfigError(f"'linear' takes no argument; valid forms: {SPEC_FORMS}")
+    return nn.Sequential(nn.Flatten(), nn.Linear(_flat_dim(input_shape), num_classes))
+
+
+@ARCHITECTURES.register("mlp")
+def _mlp(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    if not re.fullmatch(r"\d+(-\d+)*", spec.arg):
+        raise ConfigError(f"mlp needs hidden widths like mlp:100 or mlp:1200-1200; valid forms: {SPEC_FORMS}")
+    widths = [int(w) for w in spec.arg.split("-")]
+    if len(widths) > MAX_LAYERS or not all(1 <= w <= MAX_WIDTH for w in widths):
+        raise ConfigError(f"mlp widths must be 1..{MAX_WIDTH}, at most {MAX_LAYERS} layers; got {spec.arg!r}")
+    layers: list[nn.Module] = [nn.Flatten()]
+    fan_in = _flat_dim(input_shape)
+    for w in widths:
+        layers += [nn.Linear(fan_in, w), nn.ReLU()]
+        if spec.dropout:
+            layers.append(nn.Dropout(spec.dropout))
+        fan_in = w
+    layers.append(nn.Linear(fan_in, num_classes))
+    return nn.Sequential(*layers)
+
+
+CNN_CHANNELS = {"small": (6, 16, 120, 84), "medium": (32, 64, 256, 128)}  # LeNet-5 and a wider sibling
+
+
+@ARCHITECTURES.register("cnn")
+def _cnn(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    if spec.arg not in CNN_CHANNELS:
+        raise ConfigError(f"unknown cnn size {spec.arg!r}; valid forms: {SPEC_FORMS}")
+    if len(input_shape) != 3 or min(input_shape[1:]) < 8:
+        raise ConfigError(f"cnn:{spec.arg} needs image inputs of at least 8x8, got shape {input_shape}")
+    c1, c2, f1, f2 = CNN_CHANNELS[spec.arg]
+    h, w = input_shape[1] // 4, input_shape[2] // 4  # two 2x2 poolings, 'same' padding
+    drop = [nn.Dropout(spec.dropout)] if spec.dropout else []
+    return nn.Sequential(
+        nn.Conv2d(input_shape[0], c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (B, c1, H/2, W/2)
+        nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (B, c2, H/4, W/4)
+        nn.Flatten(),
+        nn.Linear(c2 * h * w, f1), nn.ReLU(), *drop,
+        nn.Linear(f1, f2), nn.ReLU(), *drop,
+        nn.Linear(f2, num_classes),
+    )
+
+
+def model_names() -> list[str]:
+    """Ready-made specs for dropdowns (any valid spec is accepted too)."""
+    return ["linear", "mlp:30", "mlp:100", "mlp:300", "mlp:500", "mlp:800-800", "mlp:1200-1200",
+            "mlp:1200-1200:dropout=0.2", "cnn:small", "cnn:medium"]

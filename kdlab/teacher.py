@@ -1,0 +1,118 @@
+"""Getting a teacher: from memory, from the disk cache, or by training it once.
+
+The order is memory LRU -> verified disk entry -> (under a cross-process lock) re-check -> train and store.
+Holding the lock while training is what makes thirty sessions asking for one teacher train it once.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from kdlab.cache import MemoryLRU, TeacherStore, decide, teacher_key
+from kdlab.config import TeacherConfig, to_dict
+from kdlab.data import Dataset
+from kdlab.engine import Event, Split, train
+from kdlab.errors import KdlabError
+from kdlab.losses import make_loss
+from kdlab.metrics import accuracy, predict_logits
+from kdlab.models import build_model, count_params
+
+log = logging.getLogger(__name__)
+MEMORY = MemoryLRU(capacity=8)  # process-wide: every session of a Streamlit server shares these teachers
+
+
+class RunStopped(KdlabError):
+    """A run was stopped before it produced a result worth keeping."""
+
+
+@dataclass
+class Teacher:
+    model: nn.Module  # eval mode, shared read-only between sessions
+    config: TeacherConfig
+    key: str
+    train_logits: torch.Tensor  # (N_train, C) on the full training split
+    test_logits: torch.Tensor  # (N_test, C)
+    meta: dict[str, Any]  # test_accuracy, params, train_seconds, ...
+    source: str = "trained"  # "trained", "cache" (disk) or "memory"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.meta["test_accuracy"])
+
+
+def get_teacher(cfg: TeacherConfig, data: Dataset, store: TeacherStore | None = None,
+                on_event: Callable[[Event], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Teacher:
+    cfg.validate()
+    store = store or TeacherStore()
+    key = teacher_key(cfg)
+    memo_key = f"{store.root}:{key}"
+    if (hit := MEMORY.get(memo_key)) is not None:
+        return _as_source(hit, "memory")
+    teacher = _load(store, key, cfg, data)
+    if teacher is None:
+        with store.lock(key):
+            teacher = _load(store, key, cfg, data)  # someone else may have trained it while we waited
+            if teacher is None:
+                teacher = _train_and_store(cfg, data, store, key, on_event, should_stop)
+    MEMORY.put(memo_key, teacher)
+    return teacher
+
+
+def _as_source(t: Teacher, source: str) -> Teacher:
+    return Teacher(t.model, t.config, t.key, t.train_logits, t.test_logits, t.meta, source, [])
+
+
+def _load(store: TeacherStore, key: str, cfg: TeacherConfig, data: Dataset) -> Teacher | None:
+    state, entry, why = store.read(key)
+    if decide(state) == "load":
+        try:
+            return _from_entry(entry, cfg, data)
+        except (RuntimeError, ValueError) as exc:  # shapes do not fit this dataset or architecture
+            why = f"{type(exc).__name__}: {exc}"
+    if why:
+        log.warning("teacher cache entry %s is unusable and will be rebuilt: %s", key, why)
+    return None
+
+
+def _from_entry(entry, cfg: TeacherConfig, data: Dataset) -> Teacher:
+    model = build_model(cfg.arch, data.input_shape, data.num_classes)
+    model.load_state_dict(entry.state_dict, strict=True)
+    model.eval()
+    expected = {"train": (len(data.x_train), data.num_classes), "test": (len(data.x_test), data.num_classes)}
+    got = {"train": tuple(entry.train_logits.shape), "test": tuple(entry.test_logits.shape)}
+    if got != expected:
+        raise ValueError(f"cached logits have shapes {got}, the dataset needs {expected}")
+    return Teacher(model, cfg, entry.key, entry.train_logits, entry.test_logits, entry.meta, "cache")
+
+
+def _train_and_store(cfg: TeacherConfig, data: Dataset, store: TeacherStore, key: str,
+                     on_event: Callable[[Event], None] | None, should_stop: Callable[[], bool] | None) -> Teacher:
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.arch, data.input_shape, data.num_classes)
+    last = None
+    for last in train(model, Split(data.x_train, data.y_train), make_loss("hinton", alpha=0.0), cfg.train,
+                      test=Split(data.x_test, data.y_test), should_stop=should_stop):
+        if on_event is not None:
+            on_event(last)
+    if last is None or last.reason != "completed":
+        raise RunStopped(f"teacher training {last.reason if last else 'stopped'}; nothing was cached")
+    model.eval()
+    train_logits, test_logits = predict_logits(model, data.x_train), predict_logits(model, data.x_test)
+    meta = {"config": to_dict(cfg), "test_accuracy": accuracy(test_logits, data.y_test),
+            "params": count_params(model), "train_seconds": time.perf_counter() - t0}
+    teacher = Teacher(model, cfg, key, train_logits, test_logits, meta, "trained")
+    try:
+        store.write(key, model.state_dict(), train_logits, test_logits, meta)
+    except OSError as exc:  # read-only folder, disk full: still a usable teacher, just not cached
+        msg = f"could not write the teacher cache at {store.dir} ({exc}); continuing without caching"
+        log.warning(msg)
+        teacher.warnings.append(msg)
+    return teacher
