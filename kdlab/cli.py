@@ -61,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(b, default="fashion-mnist")
     _common(b)
 
+    e = sub.add_parser("experiment", help="run one of Hinton 2015's experiments (see kdlab.experiments)")
+    e.add_argument("name", help="small-transfer, omitted-class, temperature-size, source-recipe, hinton-mnist")
+    _data_args(e)
+    e.add_argument("--seeds", type=int, default=3, help="how many seeds per arm (0, 1, ...)")
+    _common(e)
+
+    lt = sub.add_parser("loadtest", help="N concurrent app sessions against a real local server")
+    lt.add_argument("--sessions", type=int, default=30)
+    lt.add_argument("--timeout", type=float, default=600.0, help="seconds before unfinished sessions count as errors")
+    _common(lt)
+
     c = sub.add_parser("cache", help="list or clear the teacher cache")
     c.add_argument("action", choices=["list", "clear"])
     _common(c)
@@ -137,6 +148,23 @@ def _bench(a: argparse.Namespace) -> dict[str, Any]:
     from kdlab.bench import run_bench
 
     return run_bench(dataset=a.dataset, data_dir=a.data_dir, repeats=a.repeats, quiet=a.quiet)
+
+
+@command("experiment")
+def _experiment(a: argparse.Namespace) -> dict[str, Any]:
+    from kdlab.experiments import run_experiment
+    from kdlab.progress import Bars
+
+    with Bars(disable=a.quiet) as bars:
+        return run_experiment(a.name, dataset=a.dataset, seeds=a.seeds, data_dir=a.data_dir,
+                              on_progress=bars.role_callback)
+
+
+@command("loadtest")
+def _loadtest(a: argparse.Namespace) -> dict[str, Any]:
+    from kdlab.loadtest import run_loadtest
+
+    return run_loadtest(sessions=a.sessions, timeout=a.timeout, quiet=a.quiet)
 
 
 @command("cache")

@@ -17,8 +17,10 @@ import torch
 from torch import nn
 
 from kdlab.config import TrainConfig
-from kdlab.errors import TrainingDivergedError
+from kdlab.errors import ConfigError, TrainingDivergedError
 from kdlab.metrics import accuracy, agreement, predict_logits
+from kdlab.models import macs_per_example
+from kdlab.threads import auto_threads
 
 LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], "object"]
 STEP_EVENTS_PER_EPOCH = 20  # enough for a smooth live curve; more only costs the UI redraws
@@ -46,7 +48,17 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device ``name`` names; a ConfigError (not a torch crash) when that CUDA GPU is absent."""
+    if name.startswith("cuda"):
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():  # 0 on CPU-only builds and machines without a GPU
+            raise ConfigError(f"device {name!r} was asked for, but this machine has "
+                              f"{torch.cuda.device_count()} usable CUDA GPU(s); use --device cpu")
+    return torch.device(name)
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
@@ -66,8 +78,10 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
     Stops early, still yielding "done", when ``should_stop()`` turns true (checked every step) or when
     ``cfg.max_seconds`` has passed. Raises TrainingDivergedError on a non-finite loss.
     """
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     model.to(device)
+    if device.type == "cpu":
+        auto_threads(macs_per_example(model, tuple(data.x.shape[1:])), cfg.batch_size)
     n = len(data.x)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
@@ -91,7 +105,7 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
             _set_lr(optimizer, lr_at(cfg, step, total_steps))
             out, logits = _train_step(model, optimizer, loss_fn, data, idx, device, cfg)
             step += 1
-            running.add(out, logits, data.y[idx] if data.y is not None else None)
+            running.add(out, logits, data.y.index_select(0, idx) if data.y is not None else None)
             if step % log_every == 0:
                 yield Event("step", epoch, step, total_steps, running.means())
         if reason != "completed" and running.count == 0:
@@ -106,9 +120,10 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
 
 def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, data: Split,
                 idx: torch.Tensor, device: torch.device, cfg: TrainConfig):
-    x = data.x[idx].to(device, non_blocking=True)  # (B, *input_shape)
-    y = data.y[idx].to(device) if data.y is not None else None  # (B,)
-    t = data.teacher_logits[idx].to(device) if data.teacher_logits is not None else None  # (B, C)
+    # index_select rather than x[idx]: ~4x faster for a row gather on CPU (measured: 10 vs 40 us per batch)
+    x = data.x.index_select(0, idx).to(device, non_blocking=True)  # (B, *input_shape)
+    y = data.y.index_select(0, idx).to(device) if data.y is not None else None  # (B,)
+    t = data.teacher_logits.index_select(0, idx).to(device) if data.teacher_logits is not None else None  # (B, C)
     logits = model(x)  # (B, C)
     out = loss_fn(logits, t, y)
     if not torch.isfinite(out.total):
