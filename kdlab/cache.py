@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 FILES = ("weights.safetensors", "logits.safetensors")
+META_FIELDS = {"files": dict, "config": dict, "test_accuracy": (int, float), "params": int,
+               "train_seconds": (int, float)}  # what readers of an entry rely on
 STALE_TMP_SECONDS = 3600  # a temporary folder this old belongs to a writer that died
 
 
@@ -64,6 +67,10 @@ class Entry:
     meta: dict[str, Any]
 
 
+_THREAD_LOCKS: dict[str, threading.Lock] = {}  # entry path -> lock; flock alone is per open file, not per thread
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
 def decide(state: str) -> str:
     """What to do with an entry in ``state`` ("ok", "missing", "corrupt"): load, train or rebuild."""
     return {"ok": "load", "missing": "train", "corrupt": "rebuild"}[state]
@@ -73,8 +80,6 @@ class TeacherStore:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else cache_root()
         self.dir = self.root / "teachers"
-        self._thread_locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
 
     # -- reading ---------------------------------------------------------------------------------------
     def read(self, key: str) -> tuple[str, Entry | None, str]:
@@ -84,7 +89,7 @@ class TeacherStore:
             return "missing", None, ""
         try:
             return "ok", self._read_verified(folder, key), ""
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:  # safetensors raises these
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
             return "corrupt", None, f"{type(exc).__name__}: {exc}"
 
     def _read_verified(self, folder: Path, key: str) -> Entry:
@@ -92,6 +97,9 @@ class TeacherStore:
         if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"format version {meta.get('format_version') if isinstance(meta, dict) else '?'}"
                              f" is not {FORMAT_VERSION}")
+        for name, kind in META_FIELDS.items():  # meta.json vouches for the rest but has no checksum itself
+            if not isinstance(meta.get(name), kind) or isinstance(meta.get(name), bool):
+                raise ValueError(f"meta.json field {name!r} is missing or malformed")
         blobs = {name: _verified_bytes(folder / name, meta["files"][name]) for name in FILES}
         logits = st_load(blobs["logits.safetensors"])
         return Entry(key, st_load(blobs["weights.safetensors"]), logits["train"], logits["test"], meta)
@@ -129,8 +137,8 @@ class TeacherStore:
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         """Exclusive across threads and processes. Without a writable folder, across threads only."""
-        with self._guard:
-            thread_lock = self._thread_locks.setdefault(key, threading.Lock())
+        with _THREAD_LOCKS_GUARD:  # shared by every TeacherStore of the process (sessions make their own)
+            thread_lock = _THREAD_LOCKS.setdefault(str(self.dir / key), threading.Lock())
         with thread_lock:
             try:
                 self.dir.mkdir(parents=True, exist_ok=True)
@@ -148,6 +156,8 @@ class TeacherStore:
         """One summary per visible entry (temporary folders are invisible)."""
         rows = []
         for folder in sorted(self.dir.glob("[!.]*")) if self.dir.is_dir() else []:
+            if not folder.is_dir():  # a stray file is no entry
+                continue
             state, entry, why = self.read(folder.name)
             meta = entry.meta if entry else {}
             rows.append({"key": folder.name, "state": state, "problem": why,

@@ -16,8 +16,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {}
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints the whole usage; a one-liner is kinder to scripts
-        print(f"kdlab: error: {message} (see kdlab {self.prog.split()[-1] if ' ' in self.prog else ''} --help)",
-              file=sys.stderr)
+        print(f"kdlab: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 

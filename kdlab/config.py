@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_int("seed", self.seed, 0, 2**31 - 1)
-        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
 
 
@@ -76,12 +77,17 @@ class DistillConfig:
     eval_bias: tuple[tuple[int, float], ...] = ()  # (class, logit bias) added at evaluation time only
 
     def validate(self) -> None:
-        if not math.isfinite(self.temperature) or self.temperature <= 0:
-            raise ConfigError(f"temperature must be a finite number > 0, got {self.temperature}")
-        if not math.isfinite(self.alpha) or not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"alpha must be in [0, 1] (it weights the soft term), got {self.alpha}")
+        if not _is_number(self.temperature) or not math.isfinite(self.temperature) or self.temperature <= 0:
+            raise ConfigError(f"temperature must be a finite number > 0, got {self.temperature!r}")
+        if not _is_number(self.alpha) or not math.isfinite(self.alpha) or not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1] (it weights the soft term), got {self.alpha!r}")
         if self.transfer_size is not None:
             _check_int("transfer_size", self.transfer_size, 1, 10_000_000)
+        for pair in self.eval_bias:
+            if len(pair) != 2:
+                raise ConfigError(f"eval_bias entries must be (class, bias) pairs, got {pair!r}")
+            _check_int("bias class", pair[0], 0, 10_000)
+            _check_float("logit bias", pair[1], -100.0, 100.0)
         for c in self.omit_classes:
             _check_int("omitted class", c, 0, 10_000)
         self.train.validate()
@@ -134,6 +140,10 @@ def _build(cls: type, d: dict[str, Any]) -> Any:
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_float(name: str, value: Any, low: float, high: float,

@@ -320,6 +320,7 @@ def idx_paths(name: str, data_dir: Path | None = None, download: bool = True) ->
 def _download(name: str) -> list[Path]:
     import pooch  # lazy: only the download path needs it (and its requests import is slow)
 
+    pooch.get_logger().setLevel(logging.WARNING)  # its "Downloading data from" lines would break one-line errors
     target, base = cache_dir(name), mirror_url(name).rstrip("/")
     downloader = pooch.HTTPDownloader(timeout=DOWNLOAD_TIMEOUT, progressbar=False)
     paths = []

@@ -12,11 +12,11 @@ from torch import nn
 from kdlab.cache import TeacherStore
 from kdlab.config import DistillConfig, to_dict
 from kdlab.data import DATASETS, Dataset, load_dataset
-from kdlab.engine import Event, Split, train
+from kdlab.engine import Event, Split, resolve_device, train
 from kdlab.errors import ConfigError
 from kdlab.losses import make_loss, validate_loss_params
 from kdlab.metrics import evaluate, latency_per_example, predict_logits, with_bias
-from kdlab.models import build_model, count_params, macs_per_example, parse_spec
+from kdlab.models import build_model, count_params, macs_per_example, validate_spec
 from kdlab.teacher import RunStopped, Teacher, get_teacher
 
 ProgressFn = Callable[[str, Event], None]  # (role, event); role is "teacher", "distilled" or "scratch"
@@ -60,7 +60,7 @@ class RunResult:
     def summary(self) -> dict[str, Any]:
         t = self.teacher
         out = {"config": to_dict(self.config),
-               "teacher": {"source": t.source, "test_accuracy": t.test_accuracy, "params": t.meta["params"],
+               "teacher": {"source": "trained" if t.source == "trained" else "cache", "test_accuracy": t.test_accuracy, "params": t.meta["params"],
                            "seconds": t.meta.get("load_seconds", t.meta["train_seconds"]), "key": t.key},
                "student": self.student.summary()}
         if self.baseline is not None:
@@ -72,9 +72,13 @@ def validate(cfg: DistillConfig) -> None:
     """Every check that needs no data: raises ConfigError before any work starts."""
     cfg.validate()
     DATASETS.get(cfg.dataset)
-    parse_spec(cfg.teacher)
-    parse_spec(cfg.student)
+    validate_spec(cfg.teacher)  # the grammar and the numbers; whether it fits the data is checked on loading
+    validate_spec(cfg.student)
     validate_loss_params(cfg.loss, cfg.temperature, cfg.alpha, **cfg.loss_params)
+    if cfg.loss == "dkd" and not cfg.use_labels:  # its terms split around the target class
+        raise ConfigError("loss 'dkd' needs labels; for an unlabelled transfer set use soft-only or hinton")
+    resolve_device(cfg.train.device)
+    resolve_device(cfg.teacher_train.device)
 
 
 def run_distill(cfg: DistillConfig, *, baseline: bool = True, store: TeacherStore | None = None,
@@ -83,11 +87,13 @@ def run_distill(cfg: DistillConfig, *, baseline: bool = True, store: TeacherStor
     validate(cfg)
     data = data or load_dataset(cfg.dataset, data_dir)
     _check_classes(cfg, data)
+    for spec in (cfg.teacher, cfg.student):  # e.g. a CNN on a 2-D toy set: refuse before training a teacher
+        validate_spec(spec, data.input_shape, data.num_classes)
+    idx = data.transfer_indices(cfg.transfer_size, cfg.omit_classes, cfg.train.seed)  # ConfigError before any work
     t0 = time.perf_counter()
     teacher = get_teacher(cfg.teacher_config(), data, store, _tagged(on_progress, "teacher"), should_stop)
     if teacher.source != "trained":
         teacher.meta = {**teacher.meta, "load_seconds": time.perf_counter() - t0}
-    idx = data.transfer_indices(cfg.transfer_size, cfg.omit_classes, cfg.train.seed)
     labels = data.y_train[idx]
     transfer = Split(data.x_train[idx], labels if cfg.use_labels else None, teacher.train_logits[idx])
     loss = make_loss(cfg.loss, cfg.temperature, cfg.alpha, **cfg.loss_params)
@@ -110,7 +116,7 @@ def train_student(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher
         if on_progress is not None:
             on_progress(role, last)
     if not last.history:
-        raise RunStopped(f"the {role} student was {last.reason} before finishing an epoch")
+        raise RunStopped(f"the {role} student ended ({last.reason}) before finishing an epoch")
     seconds = time.perf_counter() - t0
     logits = with_bias(predict_logits(model, data.x_test), cfg.eval_bias)
     ev = evaluate(logits, data.y_test, data.num_classes, teacher.test_logits)

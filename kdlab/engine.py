@@ -103,9 +103,9 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
             if reason != "completed":
                 break
             _set_lr(optimizer, lr_at(cfg, step, total_steps))
-            out, logits = _train_step(model, optimizer, loss_fn, data, idx, device, cfg)
+            out, logits, y = _train_step(model, optimizer, loss_fn, data, idx, device, cfg)
             step += 1
-            running.add(out, logits, data.y.index_select(0, idx) if data.y is not None else None)
+            running.add(out, logits, y)
             if step % log_every == 0:
                 yield Event("step", epoch, step, total_steps, running.means())
         if reason != "completed" and running.count == 0:
@@ -134,7 +134,7 @@ def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     optimizer.zero_grad(set_to_none=True)
     out.total.backward()
     optimizer.step()
-    return out, logits.detach()
+    return out, logits.detach(), y
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

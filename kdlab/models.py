@@ -123,7 +123,8 @@ def _mlp(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.
         raise ConfigError(f"mlp needs hidden widths like mlp:100 or mlp:1200-1200; valid forms: {SPEC_FORMS}")
     widths = [int(w) for w in spec.arg.split("-")]
     if len(widths) > MAX_LAYERS or not all(1 <= w <= MAX_WIDTH for w in widths):
-        raise ConfigError(f"mlp widths must be 1..{MAX_WIDTH}, at most {MAX_LAYERS} layers; got {spec.arg!r}")
+        raise ConfigError(f"mlp widths must be 1..{MAX_WIDTH}, at most {MAX_LAYERS} layers; got {spec.arg!r}; "
+                          f"valid forms: {SPEC_FORMS}")
     layers: list[nn.Module] = [nn.Flatten()]
     fan_in = _flat_dim(input_shape)
     for w in widths:

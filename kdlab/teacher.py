@@ -58,25 +58,29 @@ def get_teacher(cfg: TeacherConfig, data: Dataset, store: TeacherStore | None = 
     teacher = _load(store, key, cfg, data)
     if teacher is None:
         with store.lock(key):
-            teacher = _load(store, key, cfg, data)  # someone else may have trained it while we waited
+            if (hit := MEMORY.get(memo_key)) is not None:  # another thread trained it while we waited: this
+                return _as_source(hit, "memory")  # is the only copy when the cache folder is not writable
+            teacher = _load(store, key, cfg, data, warn=False)  # another process may have trained it meanwhile
             if teacher is None:
                 teacher = _train_and_store(cfg, data, store, key, on_event, should_stop)
+            MEMORY.put(memo_key, teacher)  # still under the lock, so the next waiter finds it
+            return teacher
     MEMORY.put(memo_key, teacher)
     return teacher
 
 
 def _as_source(t: Teacher, source: str) -> Teacher:
-    return Teacher(t.model, t.config, t.key, t.train_logits, t.test_logits, t.meta, source, [])
+    return Teacher(t.model, t.config, t.key, t.train_logits, t.test_logits, t.meta, source, list(t.warnings))
 
 
-def _load(store: TeacherStore, key: str, cfg: TeacherConfig, data: Dataset) -> Teacher | None:
+def _load(store: TeacherStore, key: str, cfg: TeacherConfig, data: Dataset, warn: bool = True) -> Teacher | None:
     state, entry, why = store.read(key)
     if decide(state) == "load":
         try:
             return _from_entry(entry, cfg, data)
         except (RuntimeError, ValueError) as exc:  # shapes do not fit this dataset or architecture
             why = f"{type(exc).__name__}: {exc}"
-    if why:
+    if why and warn:  # reported once per request, not again on the re-check under the lock
         log.warning("teacher cache entry %s is unusable and will be rebuilt: %s", key, why)
     return None
 

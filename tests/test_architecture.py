@@ -1,0 +1,82 @@
+"""Architecture rules of DESIGN.md §1: the core (kdlab/ outside kdlab/ui/) never imports streamlit, and the
+library does not print."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "kdlab"
+PRINTING_ALLOWED = {"cli.py", "bench.py", "loadtest.py", "__main__.py"}  # front ends: their output is the point
+
+
+def core_files() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "ui" not in p.relative_to(PACKAGE).parts[:-1])
+
+
+def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every module an import statement names, wherever it sits (top level, function, try block)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
+            name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+            if name in ("__import__", "import_module") and node.args and isinstance(node.args[0], ast.Constant):
+                found.append((node.lineno, str(node.args[0].value)))
+    return found
+
+
+def test_the_scan_sees_the_core_and_catches_an_import():
+    names = {p.name for p in core_files()}
+    assert {"engine.py", "cache.py", "cli.py", "distill.py"} <= names
+    assert not any("ui" in p.relative_to(PACKAGE).parts[:-1] for p in core_files())
+    sample = "def f():\n    import streamlit as st\nfrom streamlit.testing import v1\nimportlib.import_module('streamlit')"
+    assert sorted(m for _, m in imported_modules(ast.parse(sample))) == ["streamlit", "streamlit", "streamlit.testing"]
+
+
+def test_core_never_imports_streamlit():
+    offenders = []
+    for path in core_files():
+        for lineno, module in imported_modules(ast.parse(path.read_text(), str(path))):
+            if module.split(".")[0] == "streamlit":
+                offenders.append(f"{path.relative_to(REPO)}:{lineno} imports {module}")
+    assert offenders == [], "the core must not import streamlit (DESIGN.md §1):\n" + "\n".join(offenders)
+
+
+def test_library_modules_do_not_print():
+    offenders = []
+    for path in core_files():
+        if path.name in PRINTING_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == [], "use logging in the library (DESIGN.md §2):\n" + "\n".join(offenders)
+
+
+@pytest.mark.timeout(120)
+def test_importing_the_core_in_a_fresh_process_does_not_import_streamlit(tmp_path):
+    code = (
+        "import json, sys\n"
+        "import kdlab.distill, kdlab.cli, kdlab.jobs, kdlab.cache, kdlab.teacher, kdlab.metrics\n"
+        "kdlab.cli.build_parser()\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('streamlit', 'kdlab'))))\n"
+    )
+    env = dict(os.environ, KDLAB_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=110)
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "kdlab.distill" in modules and "kdlab.engine" in modules  # the probe really imported the core
+    assert [m for m in modules if m.startswith("streamlit")] == []
+    assert not any(m.startswith("kdlab.ui") for m in modules)

@@ -1,0 +1,290 @@
+"""Tests for the kdlab CLI: in-process through kdlab.cli.main (plus one real `python -m kdlab` process).
+
+The contract: with --json exactly one JSON object on stdout; a bad argument exits with status 2 and one
+line on stderr starting "kdlab: error:", never a traceback."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import runpy
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kdlab import data as kdata
+from kdlab.cache import TeacherStore
+from kdlab.cli import main
+from kdlab.teacher import MEMORY
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--dataset", "digits", "--arch", "mlp:32", "--epochs", "2", "--lr", "0.01"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(kdlab_cache, torch_one_thread, monkeypatch):
+    for var in ("KDLAB_DATA_DIR", "KDLAB_MNIST_MIRROR", "KDLAB_FASHION_MNIST_MIRROR"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_json_object(out: str) -> dict:
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out  # exactly one line, one object: scripts can `json.loads` stdout
+    obj = json.loads(lines[0])
+    assert isinstance(obj, dict)
+    return obj
+
+
+def assert_one_line_error(code: int, out: str, err: str) -> str:
+    assert code == 2, (code, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    assert out == ""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kdlab: error: ")
+    return lines[0]
+
+
+# -------------------------------------------------------------------------------------------- distill
+
+
+def test_distill_json_contract_and_cached_second_run(capsys):
+    argv = ["distill", "--dataset", "digits", "--teacher", "mlp:500", "--student", "mlp:100", "--baseline", "--json"]
+    code, out, err = cli(capsys, *argv)  # progress bars on: they must stay on stderr
+    assert code == 0, err
+    first = one_json_object(out)
+    assert set(first) == {"config", "teacher", "student", "baseline"}
+    assert {"source", "test_accuracy", "params", "seconds"} <= set(first["teacher"])
+    assert first["teacher"]["source"] == "trained"
+    assert first["teacher"]["test_accuracy"] > 0.95
+    assert first["teacher"]["params"] == (64 * 500 + 500) + (500 * 10 + 10)
+    for role in ("student", "baseline"):
+        part = first[role]
+        assert {"test_accuracy", "agreement", "params", "seconds", "history"} <= set(part)
+        assert 0.0 <= part["test_accuracy"] <= 1.0 and 0.0 <= part["agreement"] <= 1.0
+        assert [sorted(h) for h in part["history"]] == [["epoch", "test_accuracy", "train_loss"]] * 5
+        assert all(0.0 <= h["test_accuracy"] <= 1.0 for h in part["history"])
+    assert set(first["baseline"]) == set(first["student"])
+    assert first["config"]["teacher"] == "mlp:500" and first["config"]["temperature"] == 4.0
+    assert first["config"]["alpha"] == 0.9 and first["config"]["train"]["epochs"] == 5
+
+    MEMORY.clear()  # a second `kdlab` process starts with an empty memory
+    code, out, err = cli(capsys, *argv, "--quiet")
+    assert code == 0, err
+    second = one_json_object(out)
+    assert second["teacher"]["source"] == "cache"
+    assert second["teacher"]["test_accuracy"] == first["teacher"]["test_accuracy"]
+    assert second["teacher"]["seconds"] < first["teacher"]["seconds"]
+
+
+def test_distill_options_reach_the_config(capsys):
+    code, out, err = cli(capsys, "distill", "--teacher", "mlp:32", "--teacher-epochs", "2", "--student", "mlp:16",
+                         "--epochs", "1", "--loss", "source", "--lam", "0.3", "--transfer-size", "200",
+                         "--omit-class", "3", "--omit-class", "5", "--no-labels", "--optimizer", "sgd", "--lr", "0.05",
+                         "--schedule", "step", "--seed", "4", "--json", "--quiet")
+    assert code == 0, err
+    cfg = one_json_object(out)["config"]
+    assert cfg["loss"] == "source" and cfg["loss_params"] == {"lam": 0.3}
+    assert cfg["transfer_size"] == 200 and cfg["omit_classes"] == [3, 5] and cfg["use_labels"] is False
+    assert cfg["train"]["optimizer"] == "sgd" and cfg["train"]["schedule"] == "step" and cfg["train"]["seed"] == 4
+    assert cfg["teacher_train"]["epochs"] == 2 and cfg["teacher_train"]["optimizer"] == "adam"
+
+
+# -------------------------------------------------------------------------------------- teacher, cache
+
+
+def test_teacher_json_and_cache_commands(capsys, kdlab_cache):
+    code, out, err = cli(capsys, "teacher", *TINY, "--json")
+    assert code == 0, err
+    first = one_json_object(out)
+    assert {"source", "test_accuracy", "params", "seconds", "key"} <= set(first)
+    assert first["source"] == "trained" and 0.5 < first["test_accuracy"] <= 1.0 and first["warnings"] == []
+
+    code, out, _ = cli(capsys, "teacher", *TINY, "--json")  # same process: from memory, reported as cache
+    assert one_json_object(out)["source"] == "cache"
+    MEMORY.clear()
+    code, out, _ = cli(capsys, "teacher", *TINY, "--json")
+    again = one_json_object(out)
+    assert again["source"] == "cache" and again["key"] == first["key"]
+    assert again["test_accuracy"] == first["test_accuracy"]
+
+    code, out, _ = cli(capsys, "cache", "list", "--json")
+    listing = one_json_object(out)
+    assert code == 0 and listing["folder"] == str(kdlab_cache / "teachers")
+    [row] = listing["entries"]
+    assert row["key"] == first["key"] and row["state"] == "ok" and row["arch"] == "mlp:32"
+
+    code, out, _ = cli(capsys, "cache", "clear", "--json")
+    assert code == 0 and one_json_object(out)["removed"] == 1
+    code, out, _ = cli(capsys, "cache", "list", "--json")
+    assert one_json_object(out)["entries"] == []
+    MEMORY.clear()
+    code, out, _ = cli(capsys, "teacher", *TINY, "--json")
+    assert one_json_object(out)["source"] == "trained"
+
+
+def test_without_json_the_output_is_still_json(capsys):
+    code, out, _ = cli(capsys, "cache", "list")
+    assert code == 0 and json.loads(out)["entries"] == []
+
+
+def test_corrupt_cache_file_is_reported_and_rebuilt(capsys, kdlab_cache, caplog):
+    code, out, _ = cli(capsys, "teacher", *TINY, "--json")
+    key = one_json_object(out)["key"]
+    weights = kdlab_cache / "teachers" / key / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-7])  # truncated
+    MEMORY.clear()
+    with caplog.at_level(logging.WARNING, logger="kdlab"):
+        code, out, err = cli(capsys, "teacher", *TINY, "--json")
+    assert code == 0 and "Traceback" not in err
+    assert one_json_object(out)["source"] == "trained"
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(key in m and "rebuilt" in m and "truncated" in m for m in messages), messages
+
+
+def test_unwritable_cache_warns_and_completes(capsys, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("KDLAB_CACHE_DIR", str(blocker / "cache"))
+    code, out, err = cli(capsys, "teacher", *TINY, "--json")
+    assert code == 0, err
+    result = one_json_object(out)
+    assert result["source"] == "trained" and result["warnings"] and "could not write" in result["warnings"][0]
+    code, out, _ = cli(capsys, "cache", "list", "--json")
+    assert code == 0 and one_json_object(out)["entries"] == []
+    code, out, _ = cli(capsys, "cache", "clear", "--json")
+    assert code == 0 and one_json_object(out)["removed"] == 0
+
+
+# ----------------------------------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["distill", "--dataset", "nope"], "unknown dataset 'nope'; choose one of: digits"),
+    (["teacher", "--dataset", "nope"], "unknown dataset"),
+    (["distill", "--teacher", "foo"], "valid forms"),
+    (["distill", "--student", "mlp:a"], "valid forms"),
+    (["teacher", "--arch", "cnn:big"], "valid forms"),
+    (["distill", "--student", "cnn:small", "--dataset", "moons"], "image"),
+    (["distill", "--loss", "kd"], "unknown loss 'kd'; choose one of: hinton"),
+    (["distill", "--temperature", "0"], "temperature"),
+    (["distill", "--temperature", "nan"], "temperature"),
+    (["distill", "-T", "-2"], "temperature"),
+    (["distill", "--alpha", "1.5"], "alpha"),
+    (["distill", "--epochs", "0"], "epochs"),
+    (["distill", "--teacher-epochs", "0"], "epochs"),
+    (["teacher", "--epochs", "0"], "epochs"),
+    (["distill", "--lr", "0"], "lr"),
+    (["distill", "--batch-size", "0"], "batch_size"),
+    (["distill", "--max-seconds", "-1"], "max_seconds"),
+    (["distill", "--seed", "-1"], "seed"),
+    (["distill", "--lam", "0.2"], "no parameter 'lam'"),
+    (["distill", "--loss", "source", "--lam", "-1"], "lam"),
+    (["distill", "--loss", "dkd", "--no-labels"], "needs labels"),
+    (["distill", "--transfer-size", "0"], "transfer_size"),
+    (["distill", "--transfer-size", "100000"], "transfer set"),
+    (["distill", "--omit-class", "10"], "omitted class 10"),
+    (["distill", "--device", "cuda"], "cuda"),
+    (["distill", "--device", "cuda:x"], "device"),
+    (["teacher", "--device", "gpu"], "device"),
+    (["distill", "--temperature", "abc"], "invalid float value"),
+    (["distill", "--epochs", "2.5"], "invalid int value"),
+    (["distill", "--optimizer", "rmsprop"], "invalid choice"),
+    (["distill", "--frobnicate"], "unrecognized arguments"),
+    (["cache", "purge"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_inputs_exit_2_with_one_line(capsys, kdlab_cache, argv, words):
+    if "--device" in argv and "cuda" in argv:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+    t0 = time.perf_counter()
+    line = assert_one_line_error(*cli(capsys, *argv))
+    assert words in line
+    assert time.perf_counter() - t0 < 20
+    store = TeacherStore(kdlab_cache)
+    assert store.entries() == []  # refused before any teacher was trained
+
+
+def test_mnist_offline_without_files(capsys, tmp_path, monkeypatch):
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    system = tmp_path / "empty-system"
+    system.mkdir()
+    monkeypatch.setenv("KDLAB_DATA_DIR", str(empty))
+    monkeypatch.setattr(kdata, "SYSTEM_DATA_ROOT", system)
+    with socket.socket() as s:  # a port nobody listens on: connection refused at once, no internet needed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("KDLAB_MNIST_MIRROR", f"http://127.0.0.1:{port}/")
+    t0 = time.perf_counter()
+    line = assert_one_line_error(*cli(capsys, "distill", "--dataset", "mnist", "--json"))
+    assert time.perf_counter() - t0 < 20  # fails fast, no hang
+    assert "mnist" in line and "KDLAB_DATA_DIR" in line and "--data-dir" in line
+    assert str(system / "mnist") in line and "download" in line
+    assert not list((tmp_path / "kdlab-cache").rglob("*.gz"))  # nothing half-downloaded was kept
+
+
+def test_divergence_is_a_clean_error(capsys, monkeypatch):
+    from kdlab import distill
+    from kdlab.losses import LossOutput
+
+    def exploding(*args, **kwargs):
+        def loss(student, teacher, labels):
+            total = student.sum() * float("nan")
+            return LossOutput(total, {"hard": total.detach(), "soft": total.detach()})
+        return loss
+
+    monkeypatch.setattr(distill, "make_loss", exploding)
+    line = assert_one_line_error(*cli(capsys, "distill", "--teacher", "mlp:32", "--teacher-epochs", "1",
+                                      "--epochs", "1", "--lr", "0.5", "--json", "--quiet"))
+    assert "learning rate 0.5" in line
+
+
+def test_python_dash_m_kdlab_in_process(capsys, monkeypatch):
+    """The `python -m kdlab` module turns main()'s status into the exit code."""
+    monkeypatch.setattr(sys, "argv", ["kdlab", "distill", "--alpha", "1.5"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("kdlab", run_name="__main__")
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith("kdlab: error: alpha")
+
+
+@pytest.mark.timeout(120)
+def test_real_process_entry_point(kdlab_cache):
+    """One real `python -m kdlab`: a corrupt entry is rebuilt with a one-line warning on stderr, and stdout
+    holds exactly the JSON object."""
+    from kdlab.config import TeacherConfig, TrainConfig
+    from kdlab.data import load_dataset
+    from kdlab.teacher import get_teacher
+
+    cfg = TeacherConfig(dataset="digits", arch="mlp:32", train=TrainConfig(epochs=2, lr=0.01))
+    key = get_teacher(cfg, load_dataset("digits")).key  # the same key the CLI arguments below give
+    meta = kdlab_cache / "teachers" / key / "meta.json"
+    meta.write_text(meta.read_text()[:-5])  # invalid JSON
+    env = dict(os.environ, KDLAB_CACHE_DIR=str(kdlab_cache), OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-m", "kdlab", "teacher", *TINY, "--json"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    result = one_json_object(proc.stdout)
+    assert result["source"] == "trained" and result["key"] == key
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("kdlab: WARNING:")]
+    assert len(warnings) == 1 and key in warnings[0] and "rebuilt" in warnings[0]

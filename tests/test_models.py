@@ -1,0 +1,150 @@
+"""Tests for kdlab.models: every ready-made spec on every input shape, counts by hand, malformed specs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from kdlab.errors import ConfigError
+from kdlab.models import (
+    SPEC_FORMS,
+    build_model,
+    count_params,
+    macs_per_example,
+    model_names,
+    parse_spec,
+    validate_spec,
+)
+
+SHAPES = [(1, 28, 28), (1, 8, 8), (2,)]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(kdlab_cache, torch_one_thread):
+    pass
+
+
+def _valid(spec: str, shape: tuple[int, ...]) -> bool:
+    return not (spec.startswith("cnn") and len(shape) != 3)  # a CNN needs an image
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("spec", model_names())
+def test_every_named_model(spec, shape):
+    if not _valid(spec, shape):
+        with pytest.raises(ConfigError, match="image"):
+            build_model(spec, shape, 10)
+        with pytest.raises(ConfigError):
+            validate_spec(spec, shape, 10)
+        return
+    validate_spec(spec, shape, 10)
+    torch.manual_seed(0)
+    model = build_model(spec, shape, num_classes=7)
+    assert model.spec == spec
+    x = torch.randn(5, *shape)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (5, 7) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert count_params(model) == sum(p.numel() for p in model.parameters()) > 0
+    macs = macs_per_example(model, shape)
+    # every parameter of a Linear/Conv layer takes part in at least one MAC; weights dominate the params
+    weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+    assert macs >= weights
+
+
+@pytest.mark.parametrize("spec", model_names())
+def test_dropout_only_where_asked(spec):
+    model = build_model(spec, (1, 8, 8), 10)
+    has_dropout = any(isinstance(m, nn.Dropout) for m in model.modules())
+    assert has_dropout == ("dropout=" in spec)
+
+
+def test_mlp_counts_by_hand():
+    model = build_model("mlp:100", (1, 8, 8), 10)
+    assert count_params(model) == (64 * 100 + 100) + (100 * 10 + 10)
+    assert macs_per_example(model, (1, 8, 8)) == 64 * 100 + 100 * 10
+
+
+def test_deep_mlp_counts_by_hand():
+    model = build_model("mlp:1200-1200:dropout=0.2", (1, 28, 28), 10)
+    assert count_params(model) == (784 * 1200 + 1200) + (1200 * 1200 + 1200) + (1200 * 10 + 10)
+    assert macs_per_example(model, (1, 28, 28)) == 784 * 1200 + 1200 * 1200 + 1200 * 10
+    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert len(dropouts) == 2 and all(d.p == 0.2 for d in dropouts)
+
+
+def test_linear_counts_by_hand():
+    model = build_model("linear", (2,), 3)
+    assert count_params(model) == 2 * 3 + 3
+    assert macs_per_example(model, (2,)) == 6
+
+
+def test_cnn_small_macs_by_hand():
+    """LeNet-5 with 'same' padding on 28x28: conv 1->6 (5x5) at 28x28, pool, conv 6->16 at 14x14, pool, FCs."""
+    model = build_model("cnn:small", (1, 28, 28), 10)
+    conv1 = 6 * 28 * 28 * (1 * 5 * 5)
+    conv2 = 16 * 14 * 14 * (6 * 5 * 5)
+    fcs = 16 * 7 * 7 * 120 + 120 * 84 + 84 * 10
+    assert macs_per_example(model, (1, 28, 28)) == conv1 + conv2 + fcs
+    params = (6 * 25 + 6) + (16 * 6 * 25 + 16) + (16 * 49 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    assert count_params(model) == params
+
+
+def test_macs_leave_the_model_unhooked_and_in_its_mode():
+    model = build_model("mlp:30", (1, 8, 8), 10)
+    model.train()
+    macs_per_example(model, (1, 8, 8))
+    assert model.training
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_parse_spec():
+    assert parse_spec("mlp:1200-1200:dropout=0.2") == parse_spec(" mlp:1200-1200:dropout=0.2 ")
+    spec = parse_spec("mlp:1200-1200:dropout=0.2")
+    assert (spec.family, spec.arg, spec.dropout) == ("mlp", "1200-1200", 0.2)
+    assert (parse_spec("linear").family, parse_spec("linear").arg) == ("linear", "")
+    assert parse_spec("cnn:small").arg == "small"
+
+
+@pytest.mark.parametrize("spec", [
+    "mlp", "mlp:a", "mlp:0", "mlp:100-", "mlp:-100", "mlp:99999", "mlp:1-1-1-1-1-1-1-1-1",
+    "cnn:big", "cnn", "foo", "foo:100", "", "  ", "linear:5", "mlp:100:dropout=2", "mlp:100:dropout=x",
+    "mlp:100:dropout=-0.1", "mlp:100:dropout=nan", "mlp:100:200", "mlp:100:dropout=0.1:extra", "MLP:100",
+])
+def test_malformed_specs_list_the_valid_forms(spec):
+    with pytest.raises(ConfigError) as exc:
+        build_model(spec, (1, 28, 28), 10)
+    assert SPEC_FORMS in str(exc.value)
+    with pytest.raises(ConfigError):
+        validate_spec(spec)
+
+
+@pytest.mark.parametrize("spec", [None, 100])
+def test_non_string_spec(spec):
+    with pytest.raises(ConfigError):
+        parse_spec(spec)
+
+
+@pytest.mark.parametrize("spec", ["cnn:small", "cnn:medium"])
+@pytest.mark.parametrize("shape", [(2,), (1, 4, 4), (64,)])
+def test_cnn_needs_an_image_of_at_least_8x8(spec, shape):
+    with pytest.raises(ConfigError, match="8x8"):
+        build_model(spec, shape, 2)
+
+
+def test_validate_spec_allocates_nothing():
+    """The largest allowed MLP would be ~2 GB of float32 weights; validating it must be instant."""
+    import time
+
+    t0 = time.perf_counter()
+    validate_spec("mlp:8192-8192-8192-8192-8192-8192-8192-8192")
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_seeded_builds_are_identical():
+    torch.manual_seed(3)
+    a = build_model("mlp:30", (1, 8, 8), 10)
+    torch.manual_seed(3)
+    b = build_model("mlp:30", (1, 8, 8), 10)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
