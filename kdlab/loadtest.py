@@ -39,19 +39,19 @@ class RssSampler(threading.Thread):
 
     def __init__(self, pid: int, every: float = 0.2):
         super().__init__(daemon=True)
-        self.proc, self.every, self.peak, self._stop = psutil.Process(pid), every, 0, threading.Event()
+        self.proc, self.every, self.peak, self._halt = psutil.Process(pid), every, 0, threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 procs = [self.proc, *self.proc.children(recursive=True)]
                 self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
             except psutil.Error:
                 pass
-            self._stop.wait(self.every)
+            self._halt.wait(self.every)
 
     def stop(self) -> float:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak / 2**20
 
