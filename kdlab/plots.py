@@ -1,0 +1,226 @@
+"""Plotly figure builders: plain data in, a figure out; no Streamlit here.
+
+Colours are defined once: one per model role (teacher, distilled, scratch) and one per class, so a class
+or a role looks the same in every chart of the app. Data go into figures as Python lists (not numpy
+arrays, which Plotly >= 6 base64-encodes), so a figure's JSON stays readable in tests.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# Okabe & Ito's colour-blind-safe palette: strong enough for a projector.
+ROLE_COLORS = {"teacher": "#0072B2", "distilled": "#D55E00", "scratch": "#009E73"}
+ROLE_NAMES = {"teacher": "teacher", "distilled": "distilled student", "scratch": "scratch student"}
+CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # Tableau 10, cycled beyond ten classes
+DASHES = ("solid", "dash", "dot", "dashdot")
+RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+FONT = dict(size=15)  # readable from the back of a classroom
+LOSS_STYLES = {"train_loss": ("total", "solid"), "soft": ("soft", "dash"), "hard": ("hard", "dot")}
+
+
+def class_color(i: int) -> str:
+    return CLASS_COLORS[i % len(CLASS_COLORS)]
+
+
+def _layout(fig: go.Figure, height: int, **kw: Any) -> go.Figure:
+    """Shared look: projector font, tight margins, legend under the plot; ``kw`` overrides any of it."""
+    # template "none": plotly.js's plain white look. A named template costs ~20 ms per figure to build and
+    # ~7 KB of JSON, which the Temperature page's 150 ms budget (five figures) cannot afford.
+    base = dict(height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT, template="none",
+                legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), plot_bgcolor="white",
+                paper_bgcolor="white")
+    fig.update_layout(**(base | kw))
+    fig.update_xaxes(automargin=True, gridcolor="#e6e6e6", zerolinecolor="#bbbbbb")
+    fig.update_yaxes(automargin=True, gridcolor="#e6e6e6", zerolinecolor="#bbbbbb")
+    return fig
+
+
+def _tint(hex_color: str, weight: float) -> str:
+    """``hex_color`` mixed with white; weight 0 is white, 1 the colour itself."""
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    mix = lambda c: round(255 - weight * (255 - c))  # noqa: E731
+    return f"rgb({mix(r)},{mix(g)},{mix(b)})"
+
+
+# -- training curves ----------------------------------------------------------------------------------------
+
+def training_curves(series: dict[str, dict[str, list[float]]], epochs: int,
+                    teacher_accuracy: float | None = None) -> go.Figure:
+    """Loss (left) and accuracy (right) against epochs, per student role.
+
+    ``series[role]`` holds "x", "train_loss", "soft", "hard", "train_accuracy" at step resolution and
+    "epoch_x", "test_accuracy" once per epoch (see ``kdlab.ui.live.series_from_events``)."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08)
+    for role, s in series.items():
+        color, name = ROLE_COLORS[role], ROLE_NAMES[role]
+        for key, (part, dash) in LOSS_STYLES.items():
+            if s.get(key) and (role == "distilled" or key == "train_loss"):  # scratch: total is its hard loss
+                fig.add_trace(go.Scatter(x=s["x"], y=s[key], name=f"{name} · {part} loss", mode="lines",
+                                         line=dict(color=color, dash=dash), meta={"role": role, "metric": key}), 1, 1)
+        if s.get("train_accuracy"):
+            fig.add_trace(go.Scatter(x=s["x"], y=s["train_accuracy"], name=f"{name} · train acc.", mode="lines",
+                                     line=dict(color=color, dash="dot", width=1),
+                                     meta={"role": role, "metric": "train_accuracy"}), 1, 2)
+        if s.get("test_accuracy"):
+            fig.add_trace(go.Scatter(x=s["epoch_x"], y=s["test_accuracy"], name=f"{name} · test acc.",
+                                     mode="lines+markers", line=dict(color=color, width=3),
+                                     meta={"role": role, "metric": "test_accuracy"}), 1, 2)
+    if teacher_accuracy is not None:
+        fig.add_trace(go.Scatter(x=[0, epochs], y=[teacher_accuracy] * 2, name="teacher · test acc.", mode="lines",
+                                 line=dict(color=ROLE_COLORS["teacher"], dash="dash"),
+                                 meta={"role": "teacher", "metric": "test_accuracy"}), 1, 2)
+    fig.update_xaxes(title_text="epoch", range=[0, max(1, epochs)])
+    fig.update_yaxes(title_text="training loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=2)
+    return _layout(fig, 460, uirevision="curves")  # uirevision: a live redraw keeps the user's zoom
+
+
+def overlay_curves(runs: Sequence[dict[str, Any]]) -> go.Figure:
+    """Test accuracy per epoch of several stored runs: one colour per run, solid distilled, dashed scratch.
+
+    Each run: {"label": str, "distilled": [history rows], "scratch": [history rows] or None}."""
+    fig = go.Figure()
+    for i, run in enumerate(runs):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        for role, dash in (("distilled", "solid"), ("scratch", "dash")):
+            hist = run.get(role) or []
+            if hist:
+                fig.add_trace(go.Scatter(x=[h["epoch"] for h in hist], y=[h.get("test_accuracy") for h in hist],
+                                         name=f"{run['label']} · {role}", mode="lines+markers",
+                                         line=dict(color=color, dash=dash), meta={"role": role, "run": i}))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
+    return _layout(fig, 440)
+
+
+# -- confusion matrices ---------------------------------------------------------------------------------------
+
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str], title: str, role: str) -> go.Figure:
+    """Counts, rows the true class and columns the prediction, shaded in the role's colour."""
+    color = ROLE_COLORS[role]
+    z = [list(map(int, r)) for r in confusion]
+    fig = go.Figure(go.Heatmap(z=z, x=list(classes), y=list(classes), text=_blank_zeros(z, "{}"),
+                               colorscale=[[0, "#ffffff"], [1, color]], texttemplate="%{text}", showscale=False,
+                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", meta={"role": role}))
+    return _square(fig, title)
+
+
+def confusion_difference(distilled: Sequence[Sequence[int]], scratch: Sequence[Sequence[int]],
+                         classes: Sequence[str]) -> go.Figure:
+    """distilled − scratch: orange where the distilled student predicts a cell more often, green where less."""
+    diff = (np.asarray(distilled, dtype=int) - np.asarray(scratch, dtype=int)).tolist()
+    top = max(1, max(abs(v) for row in diff for v in row))
+    scale = [[0, ROLE_COLORS["scratch"]], [0.5, "#ffffff"], [1, ROLE_COLORS["distilled"]]]
+    fig = go.Figure(go.Heatmap(z=diff, x=list(classes), y=list(classes), colorscale=scale, zmin=-top, zmax=top,
+                               text=_blank_zeros(diff, "{:+d}"), texttemplate="%{text}", showscale=False,
+                               meta={"role": "difference"},
+                               hovertemplate="true %{y}, predicted %{x}: %{z:+d}<extra></extra>"))
+    return _square(fig, "Difference: distilled − scratch")
+
+
+def _blank_zeros(z: list[list[int]], fmt: str) -> list[list[str]]:
+    """Cell labels with the zeros left out: the non-zero cells are what the eye should find."""
+    return [[fmt.format(v) if v else "" for v in row] for row in z]
+
+
+def _square(fig: go.Figure, title: str) -> go.Figure:
+    fig.update_xaxes(title_text="predicted", type="category", side="bottom")
+    fig.update_yaxes(title_text="true", type="category", autorange="reversed")
+    return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"))
+
+
+def class_changes(delta: Sequence[float | None], classes: Sequence[str]) -> go.Figure:
+    """Per-class test accuracy change (distilled − scratch, in points), one bar per class in its colour."""
+    y = [None if d is None or not math.isfinite(d) else 100 * d for d in delta]
+    fig = go.Figure(go.Bar(x=list(classes), y=y, marker_color=[class_color(i) for i in range(len(classes))],
+                           text=["" if not v else f"{v:+.1f}" for v in y], textposition="outside", textangle=0,
+                           cliponaxis=False,
+                           hovertemplate="class %{x}: %{y:+.1f} points<extra></extra>"))
+    fig.update_xaxes(type="category", title_text="class")
+    fig.update_yaxes(title_text="accuracy change (points)", zeroline=True, zerolinewidth=2)
+    return _layout(fig, 300, showlegend=False)
+
+
+# -- temperature ---------------------------------------------------------------------------------------------
+
+def probabilities(classes: Sequence[str], bars: Sequence[dict[str, Any]], true_class: int | None = None) -> go.Figure:
+    """Grouped bars of distributions over the classes.
+
+    Each bar set: {"probs": [C floats], "role": "teacher" | "distilled" | ..., "temperature": T, "faint": bool}."""
+    fig = go.Figure()
+    for b in bars:
+        color = ROLE_COLORS.get(b["role"], "#555555")
+        fig.add_trace(go.Bar(x=list(classes), y=[float(p) for p in b["probs"]],
+                             name=f"{ROLE_NAMES.get(b['role'], b['role'])} · T={b['temperature']:g}",
+                             marker_color=_tint(color, 0.35) if b.get("faint") else color,
+                             meta={"role": b["role"], "temperature": b["temperature"]}))
+    if true_class is not None:
+        fig.add_vline(x=true_class, line=dict(color=class_color(true_class), width=2, dash="dot"))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return _layout(fig, 260, barmode="group", margin=dict(l=10, r=10, t=30, b=10))
+
+
+def entropy_curves(temperatures: Sequence[float], curves: Sequence[dict[str, Any]], current: float,
+                   num_classes: int) -> go.Figure:
+    """Entropy of the soft targets against T, one line per example in its true class's colour.
+
+    Each curve: {"label": str, "entropy": [per T], "class": int}. The dotted ceiling is log C (uniform)."""
+    fig = go.Figure()
+    lo, hi = min(temperatures), max(temperatures)
+    for i, c in enumerate(curves):
+        fig.add_trace(go.Scatter(x=list(temperatures), y=list(c["entropy"]), name=c["label"], mode="lines",
+                                 line=dict(color=class_color(c["class"]), width=3, dash=DASHES[i % len(DASHES)])))
+    ceiling = math.log(num_classes)
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[ceiling] * 2, name="uniform (log C)", mode="lines",
+                             line=dict(dash="dot", color="#777777")))
+    fig.add_trace(go.Scatter(x=[current] * 2, y=[0, ceiling], name=f"T = {current:g}", mode="lines",
+                             line=dict(color=ROLE_COLORS["teacher"], width=2)))
+    ticks = [t for t in (0.5, 1, 2, 3, 5, 10, 20, 30) if lo <= t <= hi]
+    fig.update_xaxes(title_text="temperature T", type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks)
+    fig.update_yaxes(title_text="entropy (nats)", rangemode="tozero")
+    return _layout(fig, 340)
+
+
+def similarity(matrix: Sequence[Sequence[float]], classes: Sequence[str], temperature: float) -> go.Figure:
+    """Average soft targets per true class (rows) with the diagonal hidden: what remains is dark knowledge."""
+    z = [[None if i == j else float(v) for j, v in enumerate(row)] for i, row in enumerate(matrix)]
+    fig = go.Figure(go.Heatmap(z=z, x=list(classes), y=list(classes), showscale=False,
+                               colorscale=[[0, "#ffffff"], [1, ROLE_COLORS["teacher"]]], texttemplate="%{z:.2f}",
+                               hovertemplate="true %{y}: p(%{x}) = %{z:.3f}<extra></extra>"))
+    return _square(fig, f"Average soft targets at T = {temperature:g}")
+
+
+def display_image(x: np.ndarray, size: int = 112) -> np.ndarray:
+    """A (1, H, W) or (H, W) normalised image as (size, size) uint8, min-max scaled, nearest-neighbour
+    upscaled (a browser would blur an 8x8 digit)."""
+    img = np.asarray(x, dtype=np.float32).reshape(x.shape[-2:])
+    lo, hi = float(img.min()), float(img.max())
+    img = (img - lo) / (hi - lo if hi > lo else 1.0)
+    reps = max(1, size // max(img.shape))
+    return (np.kron(img, np.ones((reps, reps))) * 255).astype(np.uint8)
+
+
+# -- sweeps --------------------------------------------------------------------------------------------------
+
+def sweep_heatmap(temperatures: Sequence[float], alphas: Sequence[float], z: Sequence[Sequence[float | None]],
+                  title: str, diverging: bool = False) -> go.Figure:
+    """Rows T, columns alpha, cells in percent; ``diverging`` centres the colour scale on zero (gains)."""
+    pct = [[None if v is None else 100 * v for v in row] for row in z]
+    if diverging:
+        top = max([abs(v) for row in pct for v in row if v is not None] or [1.0])
+        extra = dict(colorscale=[[0, ROLE_COLORS["scratch"]], [0.5, "#ffffff"], [1, ROLE_COLORS["distilled"]]],
+                     zmin=-top, zmax=top, texttemplate="%{z:+.1f}")
+    else:
+        extra = dict(colorscale=[[0, "#ffffff"], [1, ROLE_COLORS["distilled"]]], texttemplate="%{z:.1f}")
+    fig = go.Figure(go.Heatmap(z=pct, x=[f"{a:g}" for a in alphas], y=[f"{t:g}" for t in temperatures],
+                               showscale=False, hovertemplate="T=%{y}, α=%{x}: %{z:.2f}<extra></extra>", **extra))
+    fig.update_xaxes(title_text="α (weight of the soft term)", type="category")
+    fig.update_yaxes(title_text="temperature T", type="category")
+    return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"))

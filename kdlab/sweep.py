@@ -1,0 +1,92 @@
+"""A grid of distillation runs over temperature × alpha × seed for one teacher/student pair.
+
+The teacher is trained (or loaded) once; the scratch student depends only on the seed, so it is trained
+once per seed and its accuracy reused across every (T, alpha) cell of that seed.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+import math
+import statistics
+from typing import Any, Callable, Sequence
+
+from kdlab.config import DistillConfig
+from kdlab.data import Dataset
+from kdlab.distill import run_distill, validate
+from kdlab.errors import ConfigError
+from kdlab.teacher import RunStopped
+
+MAX_CELLS = 60  # a sweep is one job on one worker: bound its length
+COLUMNS = ("temperature", "alpha", "seed", "student_accuracy", "scratch_accuracy", "gain", "agreement", "seconds")
+ProgressFn = Callable[[str, Any], None]  # ("cell", (done, total, row)) or (role, engine Event)
+
+
+def grid(temperatures: Sequence[float], alphas: Sequence[float],
+         seeds: Sequence[int]) -> list[tuple[float, float, int]]:
+    """Every (T, alpha, seed), seed-major so each seed's scratch run comes first."""
+    return [(float(t), float(a), int(s)) for s, t, a in itertools.product(seeds, temperatures, alphas)]
+
+
+def validate_grid(base: DistillConfig, temperatures: Sequence[float], alphas: Sequence[float],
+                  seeds: Sequence[int]) -> list[DistillConfig]:
+    """The configs of the sweep; ConfigError for an empty or oversized grid or an invalid cell."""
+    if not temperatures or not alphas or not seeds:
+        raise ConfigError("a sweep needs at least one temperature, one alpha and one seed")
+    cells = grid(sorted(set(temperatures)), sorted(set(alphas)), sorted(set(seeds)))
+    if len(cells) > MAX_CELLS:
+        raise ConfigError(f"the sweep has {len(cells)} runs; at most {MAX_CELLS} are allowed (drop some values)")
+    configs = [base.replace(temperature=t, alpha=a, train=dataclasses.replace(base.train, seed=s)) for t, a, s in cells]
+    for cfg in configs:
+        validate(cfg)
+    return configs
+
+
+def run_sweep(base: DistillConfig, temperatures: Sequence[float], alphas: Sequence[float], seeds: Sequence[int], *,
+              data: Dataset | None = None, on_progress: ProgressFn | None = None,
+              should_stop: Callable[[], bool] | None = None) -> list[dict[str, float]]:
+    """One row per finished cell (see COLUMNS). A stop ends the sweep early with the rows done so far."""
+    configs = validate_grid(base, temperatures, alphas, seeds)
+    scratch: dict[int, float] = {}
+    rows: list[dict[str, float]] = []
+    for i, cfg in enumerate(configs):
+        seed = cfg.train.seed
+        try:
+            res = run_distill(cfg, baseline=seed not in scratch, data=data, on_progress=on_progress,
+                              should_stop=should_stop)
+        except RunStopped:
+            break
+        if res.student.reason == "stopped" or (res.baseline is not None and res.baseline.reason == "stopped"):
+            break
+        if res.baseline is not None:
+            scratch[seed] = res.baseline.test_accuracy
+        rows.append({"temperature": cfg.temperature, "alpha": cfg.alpha, "seed": seed,
+                     "student_accuracy": res.student.test_accuracy, "scratch_accuracy": scratch[seed],
+                     "gain": res.student.test_accuracy - scratch[seed], "agreement": res.student.agreement,
+                     "seconds": res.student.seconds})
+        if on_progress is not None:
+            on_progress("cell", (i + 1, len(configs), rows[-1]))
+    return rows
+
+
+def pivot(rows: Sequence[dict[str, float]], value: str) -> tuple[list[float], list[float], list[list[float | None]]]:
+    """(temperatures, alphas, z) with z[i][j] the mean of ``value`` over seeds at (T_i, alpha_j); None if absent."""
+    temps = sorted({r["temperature"] for r in rows})
+    alphas = sorted({r["alpha"] for r in rows})
+    z = [[_mean([r[value] for r in rows if r["temperature"] == t and r["alpha"] == a]) for a in alphas] for t in temps]
+    return temps, alphas, z
+
+
+def to_csv(rows: Sequence[dict[str, float]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.fmean(values) if values else None

@@ -1,0 +1,148 @@
+"""The Experiments page's pieces: the pickers, the pool job of one experiment, its progress, and its report
+(figures, the bias slider, the paper's numbers beside ours). Reuses ``runner`` and ``resources``."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from kdlab import experiment_plots as plots
+from kdlab.errors import DataUnavailableError
+from kdlab.experiments import EXPERIMENTS, experiment_names, run_experiment
+from kdlab.jobs import Job
+from kdlab.ui import layout, resources, runner
+
+SLOT = "experiment"
+RESULTS = "kd.experiments"  # {"name|dataset": report}: the last report of each experiment and dataset
+ERROR = "kd.experiments.error"  # (status, message) of the last failed or stopped experiment
+EMIT_SECONDS = 0.25  # step events reach the job's buffer at most this often (epoch and teacher events always)
+MAX_SEEDS = 5
+
+
+def pick_ui() -> tuple[str, str, int]:
+    left, mid, right = st.columns([3, 2, 1])
+    name = left.selectbox("Experiment", experiment_names(), key="exp.name",
+                          format_func=lambda n: EXPERIMENTS.get(n).title)
+    datasets = sorted(EXPERIMENTS.get(name).settings, key=lambda d: (d != "digits", d))  # digits first: offline, fast
+    dataset = mid.selectbox("Dataset", datasets, key="exp.dataset",
+                            help="digits runs in well under a minute; Fashion-MNIST takes minutes per experiment.")
+    seeds = right.number_input("Seeds", 1, MAX_SEEDS, value=3, key="exp.seeds", help="Seeds 0, 1, …: mean ± std.")
+    return name, dataset, int(seeds)
+
+
+def describe(name: str, dataset: str, seeds: int) -> None:
+    exp = EXPERIMENTS.get(name)
+    with st.expander(f"What this experiment shows: {exp.title}"):
+        st.markdown(exp.about)
+        st.caption(f"Reference: {exp.paper['source']}")
+        st.markdown("Settings on this dataset (from `kdlab.experiments`), and the same run from a terminal:")
+        st.code(f"kdlab experiment {name} --dataset {dataset} --seeds {seeds} --json", language="bash")
+        st.json({k: v for k, v in vars(exp.settings_for(dataset)).items()}, expanded=False)
+
+
+def start(name: str, dataset: str, seeds: int) -> Job:
+    st.session_state.pop(ERROR, None)
+    try:
+        data = resources.dataset(dataset)
+    except DataUnavailableError:
+        if dataset not in EXPERIMENTS.get(name).fallback:
+            raise
+        data = None  # run_experiment falls back (hinton-mnist without MNIST) and says so in its notes
+
+    def fn(job: Job) -> dict[str, Any]:
+        last = [0.0]
+
+        def progress(role: str, event: Any) -> None:
+            now = time.monotonic()
+            if event.kind != "step" or now - last[0] >= EMIT_SECONDS:
+                last[0] = now
+                job.emit((role, event))
+
+        report = run_experiment(name, dataset=dataset, seeds=seeds, data=data, on_progress=progress,
+                                should_stop=job.should_stop)
+        return report
+
+    return runner.submit(SLOT, fn, label=f"experiment {name}")
+
+
+def collect() -> None:
+    job = runner.take_finished(SLOT)
+    if job is None:
+        return
+    if job.result is not None:
+        report = job.result
+        st.session_state.setdefault(RESULTS, {})[f"{report['experiment']}|{report['requested_dataset']}"] = report
+    if job.error:
+        st.session_state[ERROR] = (job.status, job.error)
+
+
+def show_error() -> None:
+    if (found := st.session_state.get(ERROR)) is not None:
+        status, message = found
+        (st.warning if status == "stopped" else st.error)(message)
+
+
+def result(name: str, dataset: str) -> dict[str, Any] | None:
+    return st.session_state.get(RESULTS, {}).get(f"{name}|{dataset}")
+
+
+def watch() -> None:
+    runner.watch(SLOT, _progress)
+
+
+def _progress(job: Job) -> None:
+    events = list(job.events)
+    if not events:
+        st.progress(0.0, text="Starting…")
+        return
+    role, ev = events[-1]
+    frac = min(1.0, ev.step / max(1, ev.total_steps))
+    if role == "teacher":
+        st.progress(frac, text=f"Training the teacher (once; then it is cached): epoch {ev.epoch}")
+    else:
+        st.progress(frac, text=f"Student run {ev.metrics.get('run', '?')} of {ev.metrics.get('runs', '?')}")
+
+
+def show(report: dict[str, Any]) -> None:
+    for note in report["notes"]:
+        st.info(note)
+    st.caption(f"{report['dataset']}, seeds {report['seeds']}, {report['seconds']:.0f} s; teacher "
+               f"{report['teacher']['arch']} at {100 * report['teacher']['test_accuracy']:.1f} %.")
+    for i, fig in enumerate(plots.figures(report)):
+        layout.chart(fig, key=f"exp.fig{i}")
+    if report["experiment"] == "omitted-class":
+        bias_panel(report)
+    ours, paper = st.columns([3, 2])
+    ours.markdown("**Ours** (test accuracy, %)")
+    ours.dataframe(arms_table(report), hide_index=True, key="exp.arms")
+    paper.markdown("**The paper's reference numbers** (not measured here)")
+    paper.json(report["paper"])
+    st.download_button("Download the report (JSON)", json.dumps(report, indent=1), key="exp.download",
+                       file_name=f"kdlab-{report['experiment']}-{report['dataset']}.json", mime="application/json",
+                       on_click="ignore")
+
+
+def bias_panel(report: dict[str, Any]) -> None:
+    """The bias slider: every value reads the stored curve of one trained student, so it redraws instantly."""
+    name = report["omitted_class"]
+    biases = [p["bias"] for p in report["bias_curve"]]
+    bias = st.select_slider(f"Bias added to the “{name}” logit at test time", biases, value=biases[0], key="exp.bias")
+    p = plots.bias_point(report, bias)
+    st.caption(f"With +{p['bias']:g}: {100 * p['class_accuracy']:.1f} % of the test “{name}” images right, "
+               f"{100 * p['overall_accuracy']:.2f} % overall ({p['errors']} errors, {p['class_errors']} on “{name}”). "
+               f"With no bias: {100 * report['bias_curve'][0]['class_accuracy']:.1f} % and "
+               f"{100 * report['bias_curve'][0]['overall_accuracy']:.2f} %. The paper: 3s went from 86.8 % to "
+               "98.6 % right with +3.5.")
+    left, right = st.columns(2)
+    layout.chart(plots.per_class_bars(report, bias), key="exp.classes", where=left)
+    layout.chart(plots.bias_tradeoff(report, bias), key="exp.tradeoff", where=right)
+
+
+def arms_table(report: dict[str, Any]) -> pd.DataFrame:
+    rows = [{"arm": arm, "mean": round(100 * a["mean"], 2), "std": round(100 * a["std"], 2),
+             "per seed": ", ".join(f"{100 * v:.1f}" for v in a["per_seed"]), "seconds": round(a["seconds"], 1)}
+            for arm, a in report["arms"].items()]
+    return pd.DataFrame(rows)

@@ -1,0 +1,55 @@
+"""Process-wide shared objects: datasets, stores, cached teachers (and the pool, from ``process``).
+
+Everything here is shared by every browser session of one server process and is read-only once built.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+
+import streamlit as st
+import torch
+
+from kdlab.cache import TeacherStore, teacher_key
+from kdlab.config import DistillConfig
+from kdlab.data import Dataset, load_dataset
+from kdlab.models import build_model, count_params
+from kdlab.runstore import RunStore
+from kdlab.teacher import MEMORY, Teacher, get_teacher
+from kdlab.ui import process
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_run_stores: dict[str, RunStore] = {}
+pool = process.pool  # re-exported: the pages' one pool
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+def dataset(name: str) -> Dataset:
+    """A dataset loaded once per process (read-only tensors shared by every session)."""
+    return load_dataset(name)
+
+
+def run_store() -> RunStore:
+    """The store of finished runs under the current KDLAB_CACHE_DIR (one instance per root)."""
+    store = RunStore()
+    with _lock:
+        return _run_stores.setdefault(str(store.root), store)
+
+
+@functools.lru_cache(maxsize=256)
+def param_count(spec: str, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """Parameters of ``spec`` for this data, counted on the meta device (no memory allocated)."""
+    with torch.device("meta"):
+        return count_params(build_model(spec, input_shape, num_classes))
+
+
+def cached_teacher(cfg: DistillConfig, data: Dataset) -> Teacher | None:
+    """The teacher of ``cfg`` if it is in memory or in the disk cache, else None: never trains."""
+    tcfg = cfg.teacher_config()
+    store = TeacherStore()
+    key = teacher_key(tcfg)
+    if MEMORY.get(f"{store.root}:{key}") is None and store.read(key)[0] != "ok":
+        return None
+    return get_teacher(tcfg, data, store)

@@ -1,0 +1,132 @@
+"""The Temperature page's pieces. Everything is computed from the teacher's cached test logits: moving T
+costs a softmax over a few thousand rows, never a forward pass."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from kdlab import plots
+from kdlab.data import Dataset
+from kdlab.jobs import Job
+from kdlab.losses import entropy, soft_targets
+from kdlab.teacher import Teacher, get_teacher
+from kdlab.ui import layout, resources, runner, settings, state
+
+SLOT = "teacher"
+N_EXAMPLES = 3
+T_GRID = np.geomspace(0.5, 30.0, 41).round(3).tolist()  # the entropy curve's x values (log-spaced)
+MODES = ("by class", "at random", "where the teacher is least sure")
+SAMPLE = "kd.temperature.sample"  # the "at random" draw: bumped by the New sample button
+
+
+def teacher_or_offer(lab: settings.LabSettings) -> Teacher | None:
+    """The cached teacher; else a button that trains it on the pool (with progress), and None."""
+    if (job := runner.take_finished(SLOT)) is not None and job.error:
+        st.error(job.error)
+    teacher = resources.cached_teacher(lab.config, lab.data)
+    if teacher is not None:
+        return teacher
+    if runner.current(SLOT) is None:
+        st.info(f"The teacher {lab.config.teacher} on {lab.config.dataset} is not trained yet. "
+                "This page only reads cached teachers, so train it once (or run a distillation).")
+        if st.button("Train the teacher", type="primary", key="train_teacher"):
+            with layout.errors_as_messages():
+                runner.submit(SLOT, teacher_job(lab), label="teacher")
+                st.rerun()
+    runner.watch(SLOT, _teacher_progress)
+    return None
+
+
+def teacher_job(lab: settings.LabSettings):
+    tcfg, data = lab.config.teacher_config(), lab.data
+
+    def fn(job: Job) -> None:
+        get_teacher(tcfg, data, on_event=lambda ev: job.emit(("teacher", ev)), should_stop=job.should_stop)
+
+    return fn
+
+
+def _teacher_progress(job: Job) -> None:
+    events = list(job.events)
+    ev = events[-1][1] if events else None
+    frac = ev.step / max(1, ev.total_steps) if ev else 0.0
+    st.progress(frac, text=f"Training the teacher: {frac:.0%}")
+
+
+def pick_ui(data: Dataset, teacher: Teacher) -> list[int]:
+    """Widgets choosing which test examples to show; returns their indices."""
+    left, right = st.columns([2, 1])
+    mode = left.radio("Examples", MODES, horizontal=True, key="temp.mode")
+    if mode == MODES[0]:
+        cls = right.selectbox("Class", range(data.num_classes), format_func=lambda c: data.classes[c], key="temp.cls")
+        pool = (data.y_test == cls).nonzero().squeeze(1)
+        return pool[:N_EXAMPLES].tolist()
+    if mode == MODES[1]:
+        if right.button("New sample", key="temp.new"):
+            st.session_state[SAMPLE] = st.session_state.get(SAMPLE, 0) + 1
+        gen = torch.Generator().manual_seed(st.session_state.get(SAMPLE, 0))
+        return torch.randperm(len(data.y_test), generator=gen)[:N_EXAMPLES].tolist()
+    uncertainty = entropy(soft_targets(teacher.test_logits, 1.0))  # (N_test,)
+    return uncertainty.topk(N_EXAMPLES).indices.tolist()
+
+
+def student_logits(teacher: Teacher) -> torch.Tensor | None:
+    """The latest run's distilled-student test logits, if that run used this very teacher."""
+    record = state.latest_run()
+    if record is None or record["teacher"].get("key") != teacher.key:
+        return None
+    if "outputs" in record:
+        return torch.as_tensor(record["outputs"]["distilled"])
+    try:
+        return resources.run_store().outputs(record["id"])["distilled"] if record.get("id") else None
+    except Exception:  # a pruned or damaged run: the page works without it
+        return None
+
+
+def examples(data: Dataset, teacher: Teacher, idx: list[int], t: float, student: torch.Tensor | None) -> None:
+    """Each example: the input, then the teacher's distribution at T = 1 and at T (and the student's)."""
+    logits = teacher.test_logits[idx]  # (K, C)
+    p1, pt = soft_targets(logits, 1.0), soft_targets(logits, t)
+    ps = soft_targets(student[idx], t) if student is not None else None
+    h1, ht = entropy(p1), entropy(pt)
+    for k, i in enumerate(idx):
+        y = int(data.y_test[i])
+        left, right = st.columns([1, 5])
+        _show_input(left, data, i, y)
+        bars = [{"probs": p1[k].tolist(), "role": "teacher", "temperature": 1.0, "faint": True},
+                {"probs": pt[k].tolist(), "role": "teacher", "temperature": t}]
+        if ps is not None:
+            bars.append({"probs": ps[k].tolist(), "role": "distilled", "temperature": t})
+        layout.chart(plots.probabilities(data.classes, bars, y), key=f"probs{k}", where=right)
+        right.caption(f"Hard label **{data.classes[y]}**; teacher predicts {data.classes[int(p1[k].argmax())]}. "
+                      f"Entropy {h1[k]:.2f} nats at T = 1 → {ht[k]:.2f} at T = {t:g} "
+                      f"(uniform: {math.log(data.num_classes):.2f}).")
+
+
+def _show_input(col, data: Dataset, i: int, y: int) -> None:
+    x = data.x_test[i].numpy()
+    if x.ndim >= 2:
+        col.image(plots.display_image(x), caption=f"test #{i}, class {data.classes[y]}", width=112)
+    else:
+        col.markdown(f"test #{i}, class **{data.classes[y]}**  \n" + ", ".join(f"{v:.2f}" for v in x))
+
+
+def entropy_curves(data: Dataset, teacher: Teacher, idx: list[int], t: float) -> Any:
+    logits = teacher.test_logits[idx]  # (K, C)
+    grid = torch.tensor(T_GRID)  # (G,)
+    h = entropy(torch.softmax(logits[None] / grid[:, None, None], dim=-1))  # (G, K)
+    curves = [{"label": f"#{i} ({data.classes[int(data.y_test[i])]})", "entropy": h[:, k].tolist(),
+               "class": int(data.y_test[i])} for k, i in enumerate(idx)]
+    return plots.entropy_curves(T_GRID, curves, t, data.num_classes)
+
+
+def class_similarity(data: Dataset, teacher: Teacher, t: float) -> Any:
+    """Row c: the teacher's soft targets at T averaged over the test examples of class c."""
+    p = soft_targets(teacher.test_logits, t)  # (N, C)
+    sums = torch.zeros(data.num_classes, data.num_classes).index_add_(0, data.y_test, p)
+    counts = torch.bincount(data.y_test, minlength=data.num_classes).clamp(min=1)[:, None]
+    return plots.similarity((sums / counts).tolist(), data.classes, t)

@@ -1,0 +1,27 @@
+"""Distill: train a student from the teacher's soft targets, live, beside the same student trained alone."""
+import streamlit as st
+
+from kdlab.ui import distill, layout, runner, settings, state
+
+layout.require_router()
+layout.header("Distill", "Train a small student to imitate a big teacher, and the same student without one.")
+lab = settings.lab_settings_ui(mirror_url=True)
+distill.collect()
+
+job = runner.current(distill.SLOT)
+busy = job is not None and job.active
+if st.button("Run", type="primary", key="run", disabled=busy or not lab.ok,
+             help="Gets the teacher from the cache (or trains it), then trains the student(s)."):
+    with layout.errors_as_messages():
+        distill.start(lab)
+        st.rerun()
+distill.show_error()
+distill.watch()
+
+record = state.latest_run()
+if record is not None and not busy:
+    distill.results(record, lab)
+elif record is None and not busy:
+    st.info("Choose the settings in the sidebar (or a preset on the Home page) and press **Run**.")
+
+layout.explain("What happens when you press Run?", "distill")

@@ -1,0 +1,29 @@
+"""Temperature: how softmax(t/T) flattens as T rises, on the teacher's cached logits (no forward pass)."""
+import streamlit as st
+
+from kdlab.ui import layout, settings, temperature
+
+layout.require_router()
+layout.header("Temperature", "Soft targets: the teacher's probabilities softened by T. Move T and watch them flatten.")
+lab = settings.lab_settings_ui(("dataset", "teacher"), title="Teacher")
+teacher = temperature.teacher_or_offer(lab) if lab.ok else None
+if teacher is None:
+    st.stop()
+
+data = lab.data
+t = st.slider("Temperature T", 0.5, 30.0, value=float(lab.config.temperature), step=0.1, key="temp.T", format="%.1f")
+idx = temperature.pick_ui(data, teacher)
+student = temperature.student_logits(teacher)
+temperature.examples(data, teacher, idx, t, student)
+student_note = ", orange: the latest distilled student at T." if student is not None else \
+    ". Run a distillation to see the student beside it."
+st.caption("Faint bars: T = 1; solid: the chosen T" + student_note)
+
+left, right = st.columns(2)
+layout.chart(temperature.entropy_curves(data, teacher, idx, t), key="entropy", where=left)
+left.caption("Entropy of each example's soft targets against T: from nearly certain towards uniform (log C).")
+layout.chart(temperature.class_similarity(data, teacher, t), key="similarity", where=right)
+right.caption("Which classes the teacher finds alike: the mass it gives wrong classes, averaged per true class "
+              "(diagonal hidden).")
+
+layout.explain("Why soften the targets?", "temperature")

@@ -1,0 +1,20 @@
+"""Runs: every finished run of this session and those kept on disk; overlays and downloads."""
+import streamlit as st
+
+from kdlab.ui import layout, runs
+
+layout.require_router()
+layout.header("Runs", "Every finished run: this session's and those kept on the server's disk.")
+with layout.errors_as_messages():
+    found = runs.all_runs()
+    if not found:
+        st.info("No runs yet: press Run on the Distill page.")
+        st.stop()
+    st.dataframe(runs.table(found), hide_index=True, key="runs_table",
+                 column_config={c: st.column_config.NumberColumn(format="%.1f")
+                                for c in ("teacher %", "distilled %", "scratch %", "gain (points)")})
+    st.caption(f"{len(found)} runs, newest first. Gain: distilled − scratch test accuracy.")
+    runs.overlay(found)
+    runs.downloads(found)
+
+layout.explain("Where are runs kept?", "runs")

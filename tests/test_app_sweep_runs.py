@@ -1,0 +1,41 @@
+"""pages/3_Sweep.py and pages/4_Runs.py in AppTest."""
+import json
+
+from streamlit.testing.v1 import AppTest
+
+from conftest import APP_ROOT
+
+
+def test_a_small_sweep_draws_both_heatmaps(app, finish_jobs):
+    app.query_params.update({"epochs": "1", "teacher": "mlp:64", "student": "mlp:16"})
+    app.switch_page("pages/1_Distill.py").run()  # the sweep uses the lab's pair
+    app.switch_page("pages/3_Sweep.py").run()
+    app.multiselect(key="sweep.T").set_value([1.0, 4.0]).run()
+    app.multiselect(key="sweep.alpha").set_value([0.9]).run()
+    app.button(key="run_sweep").click().run()
+    finish_jobs(app)
+    assert not app.exception and not app.error
+    charts = {c.proto.id: json.loads(c.proto.spec) for c in app.get("plotly_chart")}
+    acc = next(v for k, v in charts.items() if "sweep_acc" in k)["data"][0]
+    assert acc["y"] == ["1", "4"] and acc["x"] == ["0.9"] and all(0 < row[0] <= 100 for row in acc["z"])
+    assert any("sweep_gain" in k for k in charts)
+    assert len(app.dataframe[0].value) == 2
+    assert app.download_button[0].label == "Download CSV"
+
+
+def test_runs_lists_session_and_stored_runs_and_overlays_them(app, finish_jobs):
+    app.query_params.update({"epochs": "1", "teacher": "mlp:64", "student": "mlp:16"})
+    app.switch_page("pages/1_Distill.py").run()
+    app.button(key="run").click().run()
+    finish_jobs(app)
+    app.switch_page("pages/4_Runs.py").run()
+    assert not app.exception and not app.error
+    assert len(app.dataframe[0].value) >= 1
+    overlay = next(c for c in app.get("plotly_chart") if "overlay" in c.proto.id)
+    assert json.loads(overlay.proto.spec)["data"]
+    assert [d.label for d in app.download_button] == ["Config and results (JSON)", "Student weights (safetensors)"]
+
+    fresh = AppTest.from_file(str(APP_ROOT / "app.py"), default_timeout=60).run()  # another browser, or a restart
+    fresh.switch_page("pages/4_Runs.py").run()
+    assert not fresh.exception and len(fresh.dataframe[0].value) >= 1
+    assert not fresh.dataframe[0].value["this session"].any()

@@ -1,0 +1,53 @@
+"""pages/2_Temperature.py in AppTest: cached logits only, flatter at higher T, and fast."""
+import json
+import math
+import statistics
+import time
+
+
+def _teacher_bars(at):
+    """(max probability, entropy) of the first example's drawn teacher distribution at the chosen T."""
+    chart = next(c for c in at.get("plotly_chart") if "probs0" in c.proto.id)
+    bars = [d for d in json.loads(chart.proto.spec)["data"] if d["meta"]["role"] == "teacher"]
+    p = bars[-1]["y"]  # the last teacher bar set is the chosen T (the first is T = 1)
+    return max(p), -sum(q * math.log(q) for q in p if q > 0)
+
+
+def _ready(app, finish_jobs):
+    app.switch_page("pages/2_Temperature.py").run()
+    if any(b.key == "train_teacher" for b in app.button):  # not cached yet: train it through the pool
+        app.button(key="train_teacher").click().run()
+        finish_jobs(app)
+    assert not app.exception and not app.error
+    assert any("probs0" in c.proto.id for c in app.get("plotly_chart"))
+    return app
+
+
+def test_higher_temperature_draws_a_flatter_distribution(app, finish_jobs):
+    at = _ready(app, finish_jobs)
+    at.slider(key="temp.T").set_value(1.0).run()
+    p1, h1 = _teacher_bars(at)
+    at.slider(key="temp.T").set_value(10.0).run()
+    p10, h10 = _teacher_bars(at)
+    assert p10 < p1 and h10 > h1
+    sim = next(c for c in at.get("plotly_chart") if "similarity" in c.proto.id)
+    assert "T = 10" in json.loads(sim.proto.spec)["layout"]["title"]["text"]
+
+
+def test_a_slider_change_rerenders_within_150_ms(app, finish_jobs):
+    at = _ready(app, finish_jobs)
+    times = []
+    for t in (2.0, 3.0, 5.0, 8.0, 12.0, 1.5, 20.0):
+        start = time.perf_counter()
+        at.slider(key="temp.T").set_value(t).run()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    print(f"Temperature page: median re-render {1000 * median:.0f} ms over {len(times)} slider changes")
+    assert median <= 0.15
+
+
+def test_every_example_mode_renders(app, finish_jobs):
+    at = _ready(app, finish_jobs)
+    for mode in ("at random", "where the teacher is least sure", "by class"):
+        at.radio(key="temp.mode").set_value(mode).run()
+        assert not at.exception and len([c for c in at.get("plotly_chart") if "probs" in c.proto.id]) == 3

@@ -1,0 +1,65 @@
+"""kdlab.plots: figures carry the data they are given, in the app's fixed colours, as readable JSON."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from kdlab import plots
+
+CLASSES = [str(i) for i in range(3)]
+
+
+def _spec(fig):
+    text = fig.to_json()
+    assert "bdata" not in text  # plain lists, so tests and people can read the JSON
+    return json.loads(text)
+
+
+def test_colours_are_fixed_and_distinct():
+    assert len(set(plots.ROLE_COLORS.values())) == 3
+    assert plots.class_color(0) == plots.class_color(len(plots.CLASS_COLORS)) != plots.class_color(1)
+
+
+def test_training_curves_draw_each_role_in_its_colour():
+    s = {"x": [0.5, 1.0], "train_loss": [2.0, 1.0], "soft": [1.0, 0.5], "hard": [1.5, 1.0],
+         "train_accuracy": [0.5, 0.7], "epoch_x": [1.0], "test_accuracy": [0.6]}
+    spec = _spec(plots.training_curves({"distilled": s, "scratch": s}, epochs=1, teacher_accuracy=0.9))
+    by = {(d["meta"]["role"], d["meta"]["metric"]): d for d in spec["data"]}
+    assert by[("distilled", "soft")]["y"] == [1.0, 0.5]
+    assert ("scratch", "soft") not in by  # the scratch student has no soft term
+    assert by[("scratch", "test_accuracy")]["line"]["color"] == plots.ROLE_COLORS["scratch"]
+    assert by[("teacher", "test_accuracy")]["y"] == [0.9, 0.9]
+
+
+def test_confusion_and_difference_matrices():
+    a, b = [[5, 1, 0], [0, 6, 0], [1, 0, 4]], [[4, 2, 0], [0, 6, 0], [0, 0, 5]]
+    cm = _spec(plots.confusion_figure(a, CLASSES, "t", "distilled"))["data"][0]
+    assert cm["z"] == a and cm["text"][0] == ["5", "1", ""]
+    diff = _spec(plots.confusion_difference(a, b, CLASSES))["data"][0]
+    assert diff["z"] == [[1, -1, 0], [0, 0, 0], [1, 0, -1]] and diff["zmin"] == -1 and diff["zmax"] == 1
+
+
+def test_probabilities_entropy_similarity_and_sweep():
+    probs = _spec(plots.probabilities(CLASSES, [{"probs": [0.2, 0.3, 0.5], "role": "teacher", "temperature": 4.0}], 2))
+    assert probs["data"][0]["y"] == [0.2, 0.3, 0.5] and probs["data"][0]["meta"]["temperature"] == 4.0
+    ent = _spec(plots.entropy_curves([0.5, 1, 2], [{"label": "#1", "entropy": [0.1, 0.2, 0.3], "class": 1}], 1, 3))
+    assert ent["data"][0]["y"] == [0.1, 0.2, 0.3] and math.isclose(ent["data"][1]["y"][0], math.log(3))
+    sim = _spec(plots.similarity(np.full((3, 3), 1 / 3).tolist(), CLASSES, 2.0))["data"][0]
+    assert sim["z"][0][0] is None and sim["z"][0][1] == pytest.approx(1 / 3)
+    heat = _spec(plots.sweep_heatmap([1.0, 4.0], [0.5], [[0.9], [None]], "acc"))["data"][0]
+    assert heat["z"] == [[90.0], [None]] and heat["y"] == ["1", "4"]
+    gain = _spec(plots.sweep_heatmap([1.0], [0.5], [[-0.02]], "gain", diverging=True))["data"][0]
+    assert gain["zmin"] == -gain["zmax"]
+
+
+def test_overlay_and_class_changes():
+    run = {"label": "a", "distilled": [{"epoch": 1, "test_accuracy": 0.5}], "scratch": None}
+    assert len(_spec(plots.overlay_curves([run, run]))["data"]) == 2
+    bars = _spec(plots.class_changes([0.1, None, -0.05], CLASSES))["data"][0]
+    assert bars["y"][0] == pytest.approx(10.0) and bars["y"][1] is None
+
+
+def test_display_image_is_a_crisp_uint8_square():
+    img = plots.display_image(np.arange(64, dtype=np.float32).reshape(1, 8, 8))
+    assert img.dtype == np.uint8 and img.shape == (112, 112) and img.min() == 0 and img.max() == 255
