@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     lt = sub.add_parser("loadtest", help="N concurrent app sessions against a real local server")
     lt.add_argument("--sessions", type=int, default=30)
     lt.add_argument("--timeout", type=float, default=600.0, help="seconds before unfinished sessions count as errors")
+    lt.add_argument("--client", choices=["ws", "browser"], default="ws", help="ws: Streamlit's websocket protocol, no browser (measures the server alone); browser: Chromium tabs")
     _common(lt)
 
     c = sub.add_parser("cache", help="list or clear the teacher cache")
@@ -163,7 +164,7 @@ def _experiment(a: argparse.Namespace) -> dict[str, Any]:
 def _loadtest(a: argparse.Namespace) -> dict[str, Any]:
     from kdlab.loadtest import run_loadtest
 
-    return run_loadtest(sessions=a.sessions, timeout=a.timeout, quiet=a.quiet)
+    return run_loadtest(sessions=a.sessions, timeout=a.timeout, quiet=a.quiet, client=a.client)
 
 
 @command("cache")

@@ -1,12 +1,18 @@
-"""``kdlab loadtest``: N browser sessions run the default digits preset on one real server at once.
+"""``kdlab loadtest``: N sessions run the default digits preset on one real server at once.
 
-One headless Chromium (Debian's), N isolated browser contexts (separate Streamlit sessions). Each opens
-the Distill page, clicks Run and waits for the results. We report completions, errors, median and 95th
-percentile completion time, and the server's peak RSS (sampled every 0.2 s, children included).
+Two clients. ``--client ws`` (the default, kdlab.loadtest_ws) speaks Streamlit's websocket protocol
+directly, one connection per session and no browser, so the numbers are the server's own. ``--client
+browser``: one headless Chromium (Debian's) with N tabs: each tab has its own websocket and so is its own
+Streamlit session (tabs of one browser context share the HTTP and code caches, as a real browser's tabs
+would); on 2 cores, 30 tabs take most of the CPU, so this measures the browsers as much as the server.
+Each session opens the Distill page, clicks Run and waits for the results. We report completions, errors,
+median and 95th percentile completion time, and the server's peak RSS (sampled every 0.2 s, children
+included).
 """
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 import sys
 import tempfile
@@ -31,7 +37,8 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ranked = sorted(values)
-    return ranked[min(len(ranked) - 1, max(0, round(q / 100 * len(ranked) + 0.5) - 1))]
+    rank = math.ceil(q / 100 * len(ranked) - 1e-9)  # the smallest value with at least q% at or below it
+    return ranked[min(len(ranked) - 1, max(0, rank - 1))]
 
 
 class RssSampler(threading.Thread):
@@ -56,9 +63,8 @@ class RssSampler(threading.Thread):
         return self.peak / 2**20
 
 
-async def one_session(browser, url: str, timeout_s: float) -> tuple[float | None, str]:
+async def one_session(context, url: str, timeout_s: float) -> tuple[float | None, str]:
     """(seconds to results, "") on success, (None, error) otherwise."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     t0 = time.monotonic()
     try:
@@ -73,7 +79,7 @@ async def one_session(browser, url: str, timeout_s: float) -> tuple[float | None
     except Exception as exc:  # a timeout or a crash: this session failed, the others go on
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     finally:
-        await context.close()
+        await page.close()
 
 
 async def _drive(url: str, sessions: int, timeout_s: float) -> list[tuple[float | None, str]]:
@@ -82,26 +88,40 @@ async def _drive(url: str, sessions: int, timeout_s: float) -> list[tuple[float 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            return await asyncio.gather(*(one_session(browser, url, timeout_s) for _ in range(sessions)))
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            return await asyncio.gather(*(one_session(context, url, timeout_s) for _ in range(sessions)))
         finally:
             await browser.close()
 
 
-def run_loadtest(sessions: int = 30, timeout: float = 600.0, quiet: bool = False) -> dict[str, Any]:
-    if not Path(CHROMIUM).exists():
+CLIENTS = ("ws", "browser")
+
+
+def run_loadtest(sessions: int = 30, timeout: float = 600.0, quiet: bool = False,
+                 client: str = "ws") -> dict[str, Any]:
+    """``client="ws"`` speaks Streamlit's websocket protocol (kdlab.loadtest_ws): it measures the server alone;
+    ``"browser"`` drives Chromium tabs, whose rendering shares the cores with the server."""
+    if client not in CLIENTS:
+        from kdlab.errors import KdlabError
+        raise KdlabError(f"unknown load-test client {client!r}; choose one of {', '.join(CLIENTS)}")
+    if client == "browser" and not Path(CHROMIUM).exists():
         from kdlab.errors import KdlabError
         raise KdlabError(f"the load test needs Chromium at {CHROMIUM} (apt-get install chromium)")
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     with tempfile.TemporaryDirectory() as cache, running_server(env={"KDLAB_CACHE_DIR": cache}) as server:
         sampler = RssSampler(server.process.pid)
         sampler.start()
-        say(f"server at {server.url}; {sessions} sessions ...")
+        say(f"server at {server.url}; {sessions} {client} sessions ...")
         t0 = time.monotonic()
-        outcomes = asyncio.run(_drive(server.url, sessions, timeout))
+        if client == "ws":
+            from kdlab.loadtest_ws import drive
+        else:
+            drive = _drive
+        outcomes = asyncio.run(drive(server.url, sessions, timeout))
         wall = time.monotonic() - t0
         peak = sampler.stop()
     times = [t for t, _ in outcomes if t is not None]
     errors = [e for t, e in outcomes if t is None]
-    return {"sessions": sessions, "completed": len(times), "errors": len(errors),
+    return {"client": client, "sessions": sessions, "completed": len(times), "errors": len(errors),
             "p50_s": statistics.median(times) if times else float("nan"), "p95_s": percentile(times, 95),
             "peak_rss_mb": peak, "wall_s": wall, "error_messages": sorted(set(errors))[:10]}
