@@ -21,7 +21,6 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from kdlab.atomic import verified_bytes, write_folder
 from kdlab.config import TeacherConfig, to_dict
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class TeacherStore:
         for name, kind in META_FIELDS.items():  # meta.json vouches for the rest but has no checksum itself
             if not isinstance(meta.get(name), kind) or isinstance(meta.get(name), bool):
                 raise ValueError(f"meta.json field {name!r} is missing or malformed")
-        blobs = {name: _verified_bytes(folder / name, meta["files"][name]) for name in FILES}
+        blobs = {name: verified_bytes(folder / name, meta["files"][name]) for name in FILES}
         logits = st_load(blobs["logits.safetensors"])
         return Entry(key, st_load(blobs["weights.safetensors"]), logits["train"], logits["test"], meta)
 
@@ -112,26 +112,8 @@ class TeacherStore:
             "weights.safetensors": st_save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}),
             "logits.safetensors": st_save({"train": train_logits.contiguous(), "test": test_logits.contiguous()}),
         }
-        meta = {**meta, "format_version": FORMAT_VERSION, "key": key, "created": time.time(),
-                "files": {name: {"size": len(b), "sha256": hashlib.sha256(b).hexdigest()} for name, b in blobs.items()}}
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".tmp-{key}-{uuid.uuid4().hex}"
-        tmp.mkdir()
-        try:
-            for name, blob in blobs.items():
-                _write_synced(tmp / name, blob)
-            _write_synced(tmp / "meta.json", json.dumps(meta, indent=1).encode())  # last: it vouches for the rest
-            self._swap_in(tmp, self.dir / key)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return self.dir / key
-
-    def _swap_in(self, tmp: Path, final: Path) -> None:
-        if final.exists():  # a rebuild: move the old entry aside first, since rename() won't replace a folder
-            trash = self.dir / f".tmp-trash-{uuid.uuid4().hex}"
-            final.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        tmp.rename(final)
+        meta = {**meta, "format_version": FORMAT_VERSION, "key": key, "created": time.time()}
+        return write_folder(self.dir, key, blobs, "meta.json", meta, replace=True)
 
     # -- locking ---------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -205,22 +187,6 @@ class MemoryLRU:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-
-
-def _verified_bytes(path: Path, expected: dict[str, Any]) -> bytes:
-    blob = path.read_bytes()
-    if len(blob) != expected["size"]:
-        raise ValueError(f"{path.name} has {len(blob)} bytes, expected {expected['size']} (truncated?)")
-    if hashlib.sha256(blob).hexdigest() != expected["sha256"]:
-        raise ValueError(f"{path.name} does not match its SHA-256 checksum (corrupt or tampered)")
-    return blob
-
-
-def _write_synced(path: Path, blob: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _folder_size(folder: Path) -> int:

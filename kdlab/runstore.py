@@ -11,7 +11,6 @@ Layout: ``<KDLAB_CACHE_DIR or ~/.cache/kdlab>/runs/<id>/{run.json, weights.safet
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -28,6 +27,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from kdlab.atomic import verified_bytes, write_folder
 from kdlab.cache import cache_root
 from kdlab.config import to_dict
 from kdlab.errors import KdlabError
@@ -62,18 +62,8 @@ class RunStore:
                  "outputs.safetensors": st_save({k: v.detach().cpu().float().contiguous()
                                                  for k, v in (outputs or {}).items()})}
         record = {**jsonable(record), "format_version": FORMAT_VERSION, "id": run_id,
-                  "created": record.get("created") or time.time(),
-                  "files": {n: {"size": len(b), "sha256": hashlib.sha256(b).hexdigest()} for n, b in blobs.items()}}
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".tmp-{run_id}"
-        tmp.mkdir()
-        try:
-            for name, blob in blobs.items():
-                _write_synced(tmp / name, blob)
-            _write_synced(tmp / "run.json", json.dumps(record, indent=1).encode())  # last: it vouches for the rest
-            tmp.rename(self.dir / run_id)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                  "created": record.get("created") or time.time()}
+        write_folder(self.dir, run_id, blobs, "run.json", record)
         self.prune()
         return run_id
 
@@ -137,11 +127,11 @@ class RunStore:
     def _blob(self, run_id: str, name: str) -> bytes:
         expected = self.load(run_id)["files"][name]
         try:
-            blob = (self.dir / run_id / name).read_bytes()
+            blob = verified_bytes(self.dir / run_id / name, expected)
         except OSError as exc:
             raise RunNotFound(f"run {run_id}: {name} cannot be read ({exc})") from None
-        if len(blob) != expected["size"] or hashlib.sha256(blob).hexdigest() != expected["sha256"]:
-            raise RunNotFound(f"run {run_id}: {name} does not match its checksum (truncated or tampered)")
+        except ValueError as exc:
+            raise RunNotFound(f"run {run_id}: {exc}") from None
         return blob
 
 
@@ -206,13 +196,6 @@ def new_id() -> str:
 def _check_id(run_id: str) -> None:
     if not isinstance(run_id, str) or not ID_PATTERN.fullmatch(run_id):
         raise RunNotFound(f"{run_id!r} is not a run id")
-
-
-def _write_synced(path: Path, blob: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _env_int(name: str, default: int) -> int:

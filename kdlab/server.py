@@ -41,7 +41,7 @@ def running_server(env: dict[str, str] | None = None, startup_timeout: float = 6
     proc = subprocess.Popen(cmd, cwd=APP.parent, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, proc, startup_timeout)
+        _wait_healthy(url, proc, startup_timeout, log_path)
         yield Server(url, proc)
     finally:
         proc.terminate()
@@ -54,14 +54,20 @@ def running_server(env: dict[str, str] | None = None, startup_timeout: float = 6
             log.close()
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float, log_path: Path | None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with status {proc.returncode} before it was healthy")
+            raise RuntimeError(f"streamlit exited with status {proc.returncode} before it was healthy{_tail(log_path)}")
         with contextlib.suppress(OSError):
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                 if r.status == 200:
                     return
         time.sleep(0.2)
-    raise TimeoutError(f"streamlit did not become healthy within {timeout:.0f} s")
+    raise TimeoutError(f"streamlit did not become healthy within {timeout:.0f} s{_tail(log_path)}")
+
+
+def _tail(log_path: Path | None, chars: int = 3000) -> str:
+    if log_path is None or not log_path.exists():
+        return ""
+    return "; its log ends:\n" + log_path.read_text(errors="replace")[-chars:]

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
 from conftest import APP_ROOT
+from kdlab.server import CHROMIUM, CHROMIUM_ARGS as LAUNCH_ARGS, running_server
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = APP_ROOT / "artifacts"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def _skip_without_browser() -> None:
@@ -30,43 +25,13 @@ def _skip_without_browser() -> None:
         pytest.skip("the playwright Python package is not installed (pip install playwright)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A real server with its own empty cache; always terminated."""
+    """A real server (kdlab.server.running_server) with its own empty cache; always terminated."""
     _skip_without_browser()
-    port, cache = _free_port(), tmp_path_factory.mktemp("browser-cache")
-    log = (tmp_path_factory.mktemp("browser-log") / "streamlit.log").open("w+")
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-           str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
-    proc = subprocess.Popen(cmd, cwd=APP_ROOT, env={**os.environ, "KDLAB_CACHE_DIR": str(cache)},
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"the server did not start:\n{log.read()[-3000:]}")
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    cache, log = tmp_path_factory.mktemp("browser-cache"), tmp_path_factory.mktemp("browser-log") / "streamlit.log"
+    with running_server(env={"KDLAB_CACHE_DIR": str(cache)}, log_path=log) as srv:
+        yield srv.url
 
 
 @pytest.fixture

@@ -54,17 +54,17 @@ def _get(outdir: Path, n_procs: int) -> None:
 
 
 def _die_writing(outdir: Path) -> None:
-    from kdlab import cache
+    from kdlab import atomic
     from kdlab.teacher import get_teacher
 
-    real = cache._write_synced
+    real = atomic.write_synced
 
     def first_file_then_hang(path: Path, blob: bytes) -> None:
         real(path, blob)
         (outdir / "writing").write_text(str(path))
         time.sleep(600)  # the test SIGKILLs us here, mid-entry
 
-    cache._write_synced = first_file_then_hang
+    atomic.write_synced = first_file_then_hang
     get_teacher(CONFIG, synthetic_dataset())
     raise SystemExit("unreachable: the writer should have been killed")
 
