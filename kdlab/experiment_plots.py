@@ -1,0 +1,141 @@
+"""Plotly figures of an experiment report (the dict ``kdlab.experiments.run_experiment`` returns). Report in,
+figure out; no Streamlit. Colours and fonts follow ``kdlab.plots`` so a role looks the same everywhere."""
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+from kdlab.plots import FONT, ROLE_COLORS, RUN_COLORS, class_color
+
+Report = dict[str, Any]
+PAPER_COLOR = "#999999"
+
+
+def _look(fig: go.Figure, title: str, height: int = 420, **kw: Any) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0), height=height, font=FONT, template="none",
+                      margin=dict(l=10, r=10, t=60, b=10), plot_bgcolor="white", paper_bgcolor="white",
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0), **kw)
+    fig.update_xaxes(automargin=True, gridcolor="#e6e6e6")
+    fig.update_yaxes(automargin=True, gridcolor="#e6e6e6")
+    return fig
+
+
+def _teacher_line(fig: go.Figure, report: Report) -> None:
+    fig.add_hline(y=report["teacher"]["test_accuracy"], line=dict(color=ROLE_COLORS["teacher"], dash="dash"),
+                  annotation_text="teacher", annotation_position="bottom right")
+
+
+def _pct(values: list[float]) -> list[float]:
+    return [100 * v for v in values]
+
+
+def accuracy_vs_n(report: Report) -> go.Figure:
+    """Small transfer set: test accuracy against the number of transfer images, scratch vs distilled."""
+    fig = go.Figure()
+    xs = [p["n"] for p in report["by_size"]]
+    for role in ("scratch", "distilled"):
+        fig.add_trace(go.Scatter(
+            x=xs, y=[p[role]["mean"] for p in report["by_size"]], name=f"{role} student", mode="lines+markers",
+            error_y=dict(type="data", array=[p[role]["std"] for p in report["by_size"]]),
+            line=dict(color=ROLE_COLORS[role], width=3), meta={"role": role}))
+    _teacher_line(fig, report)
+    fig.update_xaxes(type="log", title_text="transfer-set size N (images)", tickvals=xs)
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
+    return _look(fig, "Accuracy against transfer-set size (mean ± std over seeds)")
+
+
+def bias_point(report: Report, bias: float) -> dict[str, Any]:
+    """The stored bias-curve point nearest to ``bias``: the slider needs no model and no logits."""
+    return min(report["bias_curve"], key=lambda p: abs(p["bias"] - bias))
+
+
+def per_class_bars(report: Report, bias: float = 0.0) -> go.Figure:
+    """Omitted class: per-class test accuracy of both students, plus the distilled one with ``bias`` added."""
+    names, c = report["classes"], report["omitted_class_index"]
+    point = bias_point(report, bias)
+    fig = go.Figure()
+    series = [("scratch student", report["per_class_accuracy"]["scratch"], ROLE_COLORS["scratch"]),
+              ("distilled student", report["per_class_accuracy"]["distilled"], ROLE_COLORS["distilled"]),
+              (f"distilled, bias +{point['bias']:g} (seed {report['bias_curve_seed']})",
+               point["per_class_accuracy"], "#E69F00")]
+    for name, values, color in series:
+        fig.add_trace(go.Bar(x=names, y=values, name=name, marker_color=color))
+    fig.add_vrect(x0=c - 0.5, x1=c + 0.5, fillcolor="#FFD54F", opacity=0.25, line_width=0,
+                  annotation_text="never seen", annotation_position="top left")
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%", range=[0, 1.05])
+    return _look(fig, f"Per-class accuracy; “{report['omitted_class']}” was omitted from the transfer set",
+                 barmode="group")
+
+
+def bias_tradeoff(report: Report, bias: float | None = None) -> go.Figure:
+    """Accuracy on the omitted class and overall as the bias on its logit rises (one student, no retraining)."""
+    curve = report["bias_curve"]
+    xs = [p["bias"] for p in curve]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=[p["class_accuracy"] for p in curve], name=f"on “{report['omitted_class']}”",
+                             mode="lines", line=dict(color=class_color(report["omitted_class_index"]), width=3)))
+    fig.add_trace(go.Scatter(x=xs, y=[p["overall_accuracy"] for p in curve], name="overall", mode="lines",
+                             line=dict(color=ROLE_COLORS["distilled"], width=3)))
+    if bias is not None:
+        fig.add_vline(x=bias_point(report, bias)["bias"], line=dict(color="#333333", dash="dot"))
+    fig.update_xaxes(title_text="bias added to the omitted class's logit")
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
+    return _look(fig, "The bias trade-off")
+
+
+def accuracy_vs_temperature(report: Report) -> go.Figure:
+    """Temperature vs student size: accuracy against T per student, its scratch twin as a dotted line."""
+    fig = go.Figure()
+    for i, curve in enumerate(report["curves"]):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        ts = [p["temperature"] for p in curve["points"]]
+        fig.add_trace(go.Scatter(x=ts, y=[p["mean"] for p in curve["points"]], mode="lines+markers",
+                                 error_y=dict(type="data", array=[p["std"] for p in curve["points"]]),
+                                 name=f"{curve['student']} distilled", line=dict(color=color, width=3)))
+        fig.add_trace(go.Scatter(x=[ts[0], ts[-1]], y=[curve["scratch"]["mean"]] * 2, mode="lines",
+                                 name=f"{curve['student']} scratch", line=dict(color=color, dash="dot")))
+    fig.update_xaxes(type="log", title_text="temperature T", tickvals=[p["temperature"] for p in
+                                                                         report["curves"][0]["points"]])
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
+    return _look(fig, "Accuracy against temperature, per student size (mean ± std over seeds)")
+
+
+def arm_bars(report: Report) -> go.Figure:
+    """Any experiment: every arm's mean test accuracy ± std, the teacher as a dashed line."""
+    arms = report["arms"]
+    colors = [ROLE_COLORS.get(k, RUN_COLORS[i % len(RUN_COLORS)]) for i, k in enumerate(arms)]
+    fig = go.Figure(go.Bar(x=list(arms), y=[a["mean"] for a in arms.values()], marker_color=colors,
+                           error_y=dict(type="data", array=[a["std"] for a in arms.values()]),
+                           text=[f"{100 * a['mean']:.1f} %" for a in arms.values()], textposition="outside"))
+    low = min(a["mean"] - a["std"] for a in arms.values())
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%", range=[max(0.0, low - 0.05), 1.0])
+    if "teacher" not in arms:
+        _teacher_line(fig, report)
+    return _look(fig, "Test accuracy per arm (mean ± std over seeds)", showlegend=False)
+
+
+def errors_vs_paper(report: Report) -> go.Figure:
+    """Hinton 2015 MNIST: our test errors per 10 000 beside the paper's (error rates, so sizes may differ)."""
+    roles = ("teacher", "scratch", "distilled")
+    scale = 10_000 / report["test_size"]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=list(roles), y=[scale * report["test_errors"][r] for r in roles],
+                         name=f"ours ({report['dataset']})", marker_color=[ROLE_COLORS[r] for r in roles]))
+    fig.add_trace(go.Bar(x=list(roles), y=[report["paper"]["test_errors"][r] for r in roles],
+                         name="paper (MNIST)", marker_color=PAPER_COLOR))
+    fig.update_yaxes(title_text="test errors per 10 000 images")
+    return _look(fig, "Test errors: ours beside Hinton et al. (2015)", barmode="group")
+
+
+FIGURES = {  # experiment -> its main figures (the omitted-class page adds the bias slider's figures)
+    "small-transfer": (accuracy_vs_n, arm_bars),
+    "omitted-class": (arm_bars,),
+    "temperature-size": (accuracy_vs_temperature,),
+    "source-recipe": (arm_bars,),
+    "hinton-mnist": (errors_vs_paper, arm_bars),
+}
+
+
+def figures(report: Report) -> list[go.Figure]:
+    return [build(report) for build in FIGURES.get(report["experiment"], (arm_bars,))]

@@ -1,0 +1,70 @@
+"""pages/5_Experiments.py in AppTest: every experiment runs on digits (one seed) and draws its figures."""
+import json
+
+import pytest
+
+from kdlab.experiments import experiment_names
+
+EXPECTED = {  # a figure id fragment each experiment's report must draw
+    "small-transfer": "exp.fig0", "omitted-class": "exp.tradeoff", "temperature-size": "exp.fig0",
+    "source-recipe": "exp.fig0", "hinton-mnist": "exp.fig0",
+}
+
+
+def _open(app):
+    app.switch_page("pages/5_Experiments.py").run()
+    assert not app.exception
+    return app
+
+
+def _charts(app):
+    return {c.proto.id: json.loads(c.proto.spec) for c in app.get("plotly_chart")}
+
+
+def test_every_experiment_is_covered():
+    assert set(EXPECTED) == set(experiment_names())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_experiment_runs_on_digits_and_draws(name, app, finish_jobs):
+    _open(app)
+    app.selectbox(key="exp.name").set_value(name).run()
+    assert app.selectbox(key="exp.dataset").value == "digits"  # the offline default
+    app.number_input(key="exp.seeds").set_value(1).run()
+    app.button(key="exp.run").click().run()
+    finish_jobs(app, timeout=120)
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    charts = _charts(app)
+    assert any(EXPECTED[name] in k for k in charts), list(charts)
+    assert all(spec["data"] for spec in charts.values())
+    assert len(app.dataframe[0].value) >= 2  # the arms table
+    assert app.download_button[0].label == "Download the report (JSON)"
+
+
+def test_the_bias_slider_redraws_from_the_stored_curve(app, finish_jobs):
+    _open(app)
+    app.selectbox(key="exp.name").set_value("omitted-class").run()
+    app.number_input(key="exp.seeds").set_value(1).run()
+    app.button(key="exp.run").click().run()
+    finish_jobs(app, timeout=120)
+    before = next(v for k, v in _charts(app).items() if "exp.classes" in k)
+    app.select_slider(key="exp.bias").set_value(3.0).run()  # no job: the curve is already in the report
+    assert not app.exception and "kd.job.experiment" not in app.session_state  # no new job was started
+    after = next(v for k, v in _charts(app).items() if "exp.classes" in k)
+    assert after["data"][2]["name"].startswith("distilled, bias +3")
+    assert after["data"][2]["y"][3] >= before["data"][2]["y"][3]  # more 3s right with a bias on the 3 logit
+
+
+def test_a_bad_request_shows_an_error_not_a_traceback(app, monkeypatch):
+    from kdlab.errors import ConfigError
+    from kdlab.ui import experiments_ui
+
+    def refuse(*args, **kwargs):
+        raise ConfigError("no such thing")
+
+    monkeypatch.setattr(experiments_ui.runner, "submit", refuse)
+    _open(app)
+    app.button(key="exp.run").click().run()
+    assert not app.exception
+    assert any("no such thing" in e.value for e in app.error)
