@@ -1,0 +1,20 @@
+"""The benchmark runs end to end and reports what it promises (its numbers are read by people, not asserted)."""
+from kdlab.bench import _PerExample, _TorchvisionStyle, run_bench
+
+
+def test_bench_runs_on_digits(kdlab_cache, torch_one_thread):
+    out = run_bench(dataset="digits", repeats=1, quiet=True)
+    for key in ("kdlab_epoch_s", "tutorial_epoch_s", "lean_loop_epoch_s", "speedup", "cached_teacher_load_s",
+                "peak_rss_mb"):
+        assert out[key] > 0, key
+    assert out["speedup"] == out["tutorial_epoch_s"] / out["kdlab_epoch_s"]
+
+
+def test_reference_datasets_reproduce_kdlabs_normalised_inputs(digits):
+    x, y = digits.x_train[:50], digits.y_train[:50]
+    for cls in (_PerExample, _TorchvisionStyle):
+        ds = cls(x, y)
+        for i in (0, 17, 49):
+            image, label = ds[i]
+            assert image.shape == x[i].shape and label == int(y[i])
+            assert (image - x[i]).abs().max() < 0.02 * (x.max() - x.min())  # uint8 quantisation only
