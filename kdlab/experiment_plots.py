@@ -13,9 +13,10 @@ PAPER_COLOR = "#999999"
 
 
 def _look(fig: go.Figure, title: str, height: int = 420, **kw: Any) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0), height=height, font=FONT, template="none",
-                      margin=dict(l=10, r=10, t=60, b=10), plot_bgcolor="white", paper_bgcolor="white",
-                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0), **kw)
+    base = dict(title=dict(text=title, x=0, y=0.98, yanchor="top"), height=height, font=FONT, template="none",
+                margin=dict(l=10, r=10, t=100, b=10), plot_bgcolor="white", paper_bgcolor="white",
+                legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    fig.update_layout(**(base | kw))
     fig.update_xaxes(automargin=True, gridcolor="#e6e6e6")
     fig.update_yaxes(automargin=True, gridcolor="#e6e6e6")
     return fig
@@ -42,7 +43,7 @@ def accuracy_vs_n(report: Report) -> go.Figure:
     _teacher_line(fig, report)
     fig.update_xaxes(type="log", title_text="transfer-set size N (images)", tickvals=xs)
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
-    return _look(fig, "Accuracy against transfer-set size (mean ± std over seeds)")
+    return _look(fig, "Accuracy against transfer-set size N")
 
 
 def bias_point(report: Report, bias: float) -> dict[str, Any]:
@@ -63,9 +64,9 @@ def per_class_bars(report: Report, bias: float = 0.0) -> go.Figure:
         fig.add_trace(go.Bar(x=names, y=values, name=name, marker_color=color))
     fig.add_vrect(x0=c - 0.5, x1=c + 0.5, fillcolor="#FFD54F", opacity=0.25, line_width=0,
                   annotation_text="never seen", annotation_position="top left")
+    fig.update_xaxes(type="category")  # digits' class names "0".."9" are labels, not numbers
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%", range=[0, 1.05])
-    return _look(fig, f"Per-class accuracy; “{report['omitted_class']}” was omitted from the transfer set",
-                 barmode="group")
+    return _look(fig, f"Per-class accuracy (no “{report['omitted_class']}” in training)", barmode="group")
 
 
 def bias_tradeoff(report: Report, bias: float | None = None) -> go.Figure:
@@ -98,7 +99,7 @@ def accuracy_vs_temperature(report: Report) -> go.Figure:
     fig.update_xaxes(type="log", title_text="temperature T", tickvals=[p["temperature"] for p in
                                                                          report["curves"][0]["points"]])
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
-    return _look(fig, "Accuracy against temperature, per student size (mean ± std over seeds)")
+    return _look(fig, "Accuracy against temperature T, per student size")
 
 
 def arm_bars(report: Report) -> go.Figure:
@@ -112,7 +113,8 @@ def arm_bars(report: Report) -> go.Figure:
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%", range=[max(0.0, low - 0.05), 1.0])
     if "teacher" not in arms:
         _teacher_line(fig, report)
-    return _look(fig, "Test accuracy per arm (mean ± std over seeds)", showlegend=False)
+    return _look(fig, "Test accuracy per arm (mean ± std over seeds)", showlegend=False,
+                 margin=dict(l=10, r=10, t=60, b=10))
 
 
 def errors_vs_paper(report: Report) -> go.Figure:
