@@ -1,5 +1,6 @@
 """pages/1_Distill.py in AppTest: a tiny real run, its charts, the stale marker, the URL, Stop."""
 import json
+import time
 
 import pytest
 
@@ -82,7 +83,16 @@ def test_a_bad_architecture_is_a_message_not_a_traceback(app, role, spec, messag
     assert app.button(key="run").disabled
 
 
-def test_stop_ends_the_run_and_leaves_the_page_usable(distill, finish_jobs):
+def test_stop_ends_the_run_and_leaves_the_page_usable(distill, finish_jobs, monkeypatch):
+    from kdlab import engine
+
+    real_step = engine._train_step
+
+    def slow_step(*args, **kwargs):  # ~12 s for 100 epochs: the Stop click surely lands mid-run, even on a fast CPU
+        time.sleep(0.01)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_train_step", slow_step)
     at = distill
     at.number_input(key="lab.epochs").set_value(100).run()
     at.button(key="run").click().run()

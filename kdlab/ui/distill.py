@@ -19,7 +19,6 @@ from kdlab.ui import layout, live, resources, runner, settings, state
 
 log = logging.getLogger(__name__)
 SLOT = "distill"
-ERROR = "kd.distill.error"  # the message of the last failed or stopped run, until the next Run
 RUNNING = "kd.distill.running"  # the epochs and baseline flag of the run in progress (the widgets may change)
 
 
@@ -51,27 +50,17 @@ def distill_job(cfg: DistillConfig, baseline: bool, data: Dataset) -> Callable[[
 
 
 def start(lab: settings.LabSettings) -> Job:
-    st.session_state.pop(ERROR, None)
     job = runner.submit(SLOT, distill_job(lab.config, lab.baseline, lab.data), label="distill")
     st.session_state[RUNNING] = {"epochs": lab.config.train.epochs, "baseline": lab.baseline}
     return job
 
 
 def collect() -> None:
-    """Move a finished job's record into the session (or its message into ``ERROR``)."""
-    job = runner.take_finished(SLOT)
-    if job is None:
-        return
-    if job.result is not None:
-        state.add_run(job.result)
-    if job.error:
-        st.session_state[ERROR] = (job.status, job.error)
+    runner.collect(SLOT, state.add_run)
 
 
 def show_error() -> None:
-    if (found := st.session_state.get(ERROR)) is not None:
-        status, message = found
-        (st.warning if status == "stopped" else st.error)(message)
+    runner.show_error(SLOT)
 
 
 def watch() -> None:

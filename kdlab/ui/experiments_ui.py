@@ -17,7 +17,6 @@ from kdlab.ui import layout, resources, runner
 
 SLOT = "experiment"
 RESULTS = "kd.experiments"  # {"name|dataset": report}: the last report of each experiment and dataset
-ERROR = "kd.experiments.error"  # (status, message) of the last failed or stopped experiment
 EMIT_SECONDS = 0.25  # step events reach the job's buffer at most this often (epoch and teacher events always)
 MAX_SEEDS = 5
 
@@ -44,7 +43,6 @@ def describe(name: str, dataset: str, seeds: int) -> None:
 
 
 def start(name: str, dataset: str, seeds: int) -> Job:
-    st.session_state.pop(ERROR, None)
     try:
         data = resources.dataset(dataset)
     except DataUnavailableError:
@@ -69,20 +67,15 @@ def start(name: str, dataset: str, seeds: int) -> Job:
 
 
 def collect() -> None:
-    job = runner.take_finished(SLOT)
-    if job is None:
-        return
-    if job.result is not None:
-        report = job.result
-        st.session_state.setdefault(RESULTS, {})[f"{report['experiment']}|{report['requested_dataset']}"] = report
-    if job.error:
-        st.session_state[ERROR] = (job.status, job.error)
+    runner.collect(SLOT, _keep)
+
+
+def _keep(report: dict[str, Any]) -> None:
+    st.session_state.setdefault(RESULTS, {})[f"{report['experiment']}|{report['requested_dataset']}"] = report
 
 
 def show_error() -> None:
-    if (found := st.session_state.get(ERROR)) is not None:
-        status, message = found
-        (st.warning if status == "stopped" else st.error)(message)
+    runner.show_error(SLOT)
 
 
 def result(name: str, dataset: str) -> dict[str, Any] | None:

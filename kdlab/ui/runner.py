@@ -52,7 +52,26 @@ def submit(slot: str, fn: Callable[[Job], Any], label: str = "") -> Job:
         raise KdlabError("a run is already in progress on this page; stop it or wait for it to finish")
     job = resources.pool().submit(fn, alive=session_alive(), label=label)
     st.session_state[PREFIX + slot] = job
+    st.session_state.pop(PREFIX + slot + ".error", None)  # the last run's message lasts until the next run
     return job
+
+
+def collect(slot: str, keep: Callable[[Any], None]) -> None:
+    """Hand a finished job's result to ``keep`` and remember its error (for ``show_error``)."""
+    job = take_finished(slot)
+    if job is None:
+        return
+    if job.result is not None:
+        keep(job.result)
+    if job.error:
+        st.session_state[PREFIX + slot + ".error"] = (job.status, job.error)
+
+
+def show_error(slot: str) -> None:
+    """The message of the slot's last failed (error box) or stopped (warning) job, if any."""
+    if (found := st.session_state.get(PREFIX + slot + ".error")) is not None:
+        status, message = found
+        (st.warning if status == "stopped" else st.error)(message)
 
 
 def take_finished(slot: str) -> Job | None:

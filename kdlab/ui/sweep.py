@@ -45,13 +45,12 @@ def start(lab: settings.LabSettings, temps: list[float], alphas: list[float], se
 
 
 def collect() -> None:
-    job = runner.take_finished(SLOT)
-    if job is None:
-        return
-    if job.result is not None:
-        st.session_state[state.SWEEP] = job.result
-    if job.error:
-        st.error(job.error)
+    runner.collect(SLOT, _keep)
+    runner.show_error(SLOT)
+
+
+def _keep(result: dict[str, Any]) -> None:
+    st.session_state[state.SWEEP] = result
 
 
 def watch() -> None:
