@@ -23,8 +23,10 @@ from typing import Any
 
 import psutil
 
+from kdlab.errors import KdlabError
 from kdlab.server import CHROMIUM, CHROMIUM_ARGS, running_server
 
+MAX_SESSIONS = 500  # each session holds a websocket (or a browser tab) and a pool job
 DISTILL_PATH = "/Distill"
 RUN_BUTTON = "Run"
 DONE = "[data-testid='stApp'] >> text=Confusion matrices"  # the heading drawn once a run's results are in
@@ -102,10 +104,10 @@ def run_loadtest(sessions: int = 30, timeout: float = 600.0, quiet: bool = False
     """``client="ws"`` speaks Streamlit's websocket protocol (kdlab.loadtest_ws): it measures the server alone;
     ``"browser"`` drives Chromium tabs, whose rendering shares the cores with the server."""
     if client not in CLIENTS:
-        from kdlab.errors import KdlabError
         raise KdlabError(f"unknown load-test client {client!r}; choose one of {', '.join(CLIENTS)}")
+    if not 1 <= sessions <= MAX_SESSIONS or not timeout > 0:
+        raise KdlabError(f"sessions must be in [1, {MAX_SESSIONS}] and timeout > 0, got {sessions} and {timeout}")
     if client == "browser" and not Path(CHROMIUM).exists():
-        from kdlab.errors import KdlabError
         raise KdlabError(f"the load test needs Chromium at {CHROMIUM} (apt-get install chromium)")
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     with tempfile.TemporaryDirectory() as cache, running_server(env={"KDLAB_CACHE_DIR": cache}) as server:

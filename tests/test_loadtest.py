@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from kdlab.errors import KdlabError
 from kdlab.loadtest import percentile, run_loadtest
 
 
@@ -84,3 +85,9 @@ def test_ws_client_two_sessions_complete():
     assert (report["completed"], report["errors"]) == (2, 0)
     assert 0 < report["p50_s"] <= report["p95_s"] < 90
     assert report["peak_rss_mb"] > 0
+
+
+@pytest.mark.parametrize("sessions, timeout", [(0, 10.0), (501, 10.0), (2, 0.0)])
+def test_out_of_range_arguments_are_refused_before_a_server_starts(sessions, timeout):
+    with pytest.raises(KdlabError, match="sessions must be"):
+        run_loadtest(sessions=sessions, timeout=timeout, quiet=True)
