@@ -77,9 +77,11 @@ def app(monkeypatch):
 def finish_jobs():
     """``finish_jobs(at)``: wait for the session's pool jobs, then rerun. AppTest has no timers, so the page
     collects a finished job on that next run, deterministically."""
+    from kdlab.ui import runner
+
     def finish(at, timeout: float = 120):
         for key in list(at.session_state.keys()):
-            if key.startswith("kd.job."):
+            if key.startswith(runner.PREFIX):
                 assert at.session_state[key].wait(timeout), f"{key} did not finish in {timeout} s"
         return at.run()
 

@@ -23,7 +23,8 @@ from kdlab.ui import resources
 
 POLL_SECONDS = 0.5  # a running job: at most two redraws a second per watching session
 QUEUED_POLL_SECONDS = 2.0  # a queued job: its place in the queue changes slowly
-PREFIX = "kd.job."
+PREFIX = "kd.job."  # session_state[PREFIX + slot]: the slot's Job, nothing else
+ERROR_PREFIX = "kd.job-error."  # session_state[ERROR_PREFIX + slot]: (status, message) of its last failure
 
 
 def session_alive() -> Callable[[], bool]:
@@ -52,7 +53,7 @@ def submit(slot: str, fn: Callable[[Job], Any], label: str = "") -> Job:
         raise KdlabError("a run is already in progress on this page; stop it or wait for it to finish")
     job = resources.pool().submit(fn, alive=session_alive(), label=label)
     st.session_state[PREFIX + slot] = job
-    st.session_state.pop(PREFIX + slot + ".error", None)  # the last run's message lasts until the next run
+    st.session_state.pop(ERROR_PREFIX + slot, None)  # the last run's message lasts until the next run
     return job
 
 
@@ -64,12 +65,12 @@ def collect(slot: str, keep: Callable[[Any], None]) -> None:
     if job.result is not None:
         keep(job.result)
     if job.error:
-        st.session_state[PREFIX + slot + ".error"] = (job.status, job.error)
+        st.session_state[ERROR_PREFIX + slot] = (job.status, job.error)
 
 
 def show_error(slot: str) -> None:
     """The message of the slot's last failed (error box) or stopped (warning) job, if any."""
-    if (found := st.session_state.get(PREFIX + slot + ".error")) is not None:
+    if (found := st.session_state.get(ERROR_PREFIX + slot)) is not None:
         status, message = found
         (st.warning if status == "stopped" else st.error)(message)
 
