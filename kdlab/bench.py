@@ -52,15 +52,75 @@ class _PerExample(TorchDataset):
 
 
 class _TorchvisionStyle(_PerExample):
-    """The common tutorial way, without torchvision: what ``datasets.FashionMNIST(transform=Compose(
-    [ToTensor(), Normalize(mean, std)]))`` does per item: uint8 array -> PIL image -> ToTensor -> Normalize."""
+    """The common tutorial way: ``datasets.FashionMNIST(transform=Compose([ToTensor(), Normalize(m, s)]))``.
 
-    def __getitem__(self, i: int):
-        pic = Image.fromarray(self.images[i].reshape(self.images.shape[-2:]), mode="L")  # MNIST.__getitem__
-        image = torch.from_numpy(np.array(pic, np.uint8, copy=True)).view(1, pic.size[1], pic.size[0])  # ToTensor
-        image = image.float().div(255)
+    torchvision does not import beside this machine's torch wheel, so this replays, step for step, what
+    torchvision 0.2x runs per item: ``MNIST.__getitem__`` (index the uint8 tensor, ``int()`` the target,
+    ``Image.fromarray``), ``Compose``, ``ToTensor`` -> ``F.to_tensor`` and the ``nn.Module`` ``Normalize``
+    -> ``F.normalize`` -> ``F_t.normalize``, each public function logging its API use once per call as
+    torchvision does. Its values are kdlab's normalised inputs, so both loops train on the same numbers.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        super().__init__(x, y)
+        self.data = torch.from_numpy(self.images).reshape(len(self.images), *x.shape[-2:])  # (N, H, W) uint8
+        self.targets = y.clone()  # (N,) int64, as torchvision keeps them
         mean, std = -self.low / (255 * self.scale), 1 / (255 * self.scale)  # recovers kdlab's normalisation
-        return (image - mean) / std, self.labels[i]  # Normalize
+        self.transform = _Compose([_ToTensor(), _Normalize((mean,), (std,))])
+
+    def __getitem__(self, index: int):
+        img, target = self.data[index], int(self.targets[index])
+        img = Image.fromarray(img.numpy(), mode="L")
+        return self.transform(img), target
+
+
+def _log_api_usage_once(fn) -> None:  # torchvision.utils._log_api_usage_once
+    torch._C._log_api_usage_once(f"torchvision.transforms.functional.{fn.__name__}")
+
+
+def _to_tensor(pic: Image.Image) -> torch.Tensor:  # torchvision.transforms.functional.to_tensor, PIL branch
+    _log_api_usage_once(_to_tensor)
+    mode_to_nptype = {"I": np.int32, "I;16": np.int16, "F": np.float32}
+    img = torch.from_numpy(np.array(pic, mode_to_nptype.get(pic.mode, np.uint8), copy=True))
+    img = img.view(pic.size[1], pic.size[0], len(pic.getbands()))
+    img = img.permute((2, 0, 1)).contiguous()  # HWC -> CHW
+    return img.to(dtype=torch.get_default_dtype()).div(255)
+
+
+def _normalize(tensor: torch.Tensor, mean, std) -> torch.Tensor:  # F.normalize -> F_t.normalize
+    _log_api_usage_once(_normalize)
+    if not tensor.is_floating_point() or tensor.ndim < 3:
+        raise TypeError("expected a float (C, H, W) image")
+    tensor = tensor.clone()  # inplace=False
+    mean = torch.as_tensor(mean, dtype=tensor.dtype, device=tensor.device)
+    std = torch.as_tensor(std, dtype=tensor.dtype, device=tensor.device)
+    if (std == 0).any():
+        raise ValueError("std evaluated to zero")
+    return tensor.sub_(mean.view(-1, 1, 1)).div_(std.view(-1, 1, 1))
+
+
+class _ToTensor:
+    def __call__(self, pic):
+        return _to_tensor(pic)
+
+
+class _Normalize(torch.nn.Module):
+    def __init__(self, mean, std):
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, tensor):
+        return _normalize(tensor, self.mean, self.std)
+
+
+class _Compose:
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, img):
+        for t in self.transforms:
+            img = t(img)
+        return img
 
 
 def tutorial_epoch(teacher: torch.nn.Module, student: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,

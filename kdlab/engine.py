@@ -126,7 +126,7 @@ def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     t = data.teacher_logits.index_select(0, idx).to(device) if data.teacher_logits is not None else None  # (B, C)
     logits = model(x)  # (B, C)
     out = loss_fn(logits, t, y)
-    if not torch.isfinite(out.total):
+    if not torch.isfinite(out.total):  # before the step, so a diverging run leaves the weights as they were
         raise TrainingDivergedError(
             f"the loss became {out.total.item()} (learning rate {cfg.lr}): lower the learning rate, "
             "or move the temperature away from extreme values"
@@ -155,24 +155,29 @@ def _test_metrics(model: nn.Module, test: Split | None, device: torch.device) ->
 class _Running:
     """Running means of the loss parts and the training accuracy over one epoch.
 
-    Sums stay tensors so that a step costs no Python-float conversion; ``means()`` converts."""
+    The sums stay one tensor, so a step costs one stack and two adds, no Python-float conversion;
+    ``means()`` converts."""
 
     def __init__(self) -> None:
         self.count = 0
-        self.sums: dict[str, torch.Tensor] = {}
+        self.names: tuple[str, ...] = ()
+        self.sums = torch.zeros(0)
         self.correct = torch.zeros((), dtype=torch.long)
         self.seen = 0
 
     def add(self, out, logits: torch.Tensor, y: torch.Tensor | None) -> None:
+        values = torch.stack([out.total.detach(), *out.parts.values()])  # parts are already detached
+        if self.count == 0:
+            self.names, self.sums = ("train_loss", *out.parts), values
+        else:
+            self.sums += values
         self.count += 1
-        for name, value in {"train_loss": out.total, **out.parts}.items():
-            self.sums[name] = self.sums.get(name, 0) + value.detach()
         if y is not None:
-            self.correct += (logits.argmax(1) == y.to(logits.device)).sum().cpu()
+            self.correct += (logits.argmax(1) == y).sum().cpu()
             self.seen += len(y)
 
     def means(self) -> dict[str, float]:
-        m = {k: (v / self.count).item() for k, v in self.sums.items()}
+        m = dict(zip(self.names, (self.sums / max(1, self.count)).tolist()))
         if self.seen:
             m["train_accuracy"] = self.correct.item() / self.seen
         return m

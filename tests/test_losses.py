@@ -10,7 +10,9 @@ from kdlab.errors import ConfigError
 from kdlab.losses import (
     LOSSES,
     LossOutput,
+    cross_entropy,
     entropy,
+    log_softmax,
     loss_names,
     make_loss,
     soft_targets,
@@ -71,6 +73,18 @@ def as_np(*tensors):
 
 
 # ---------------------------------------------------------------- against references
+
+
+@pytest.mark.parametrize("shape", [(128, 10), (3, 2), (1, 7), (5, 1000)])
+def test_class_axis_kernels_equal_torchs(shape):
+    """The transposed-layout log_softmax and cross-entropy are torch's, values and gradients alike."""
+    z = (torch.randn(shape, dtype=torch.float64) * 5).requires_grad_()
+    y = torch.randint(0, shape[1], shape[:1])
+    torch.testing.assert_close(log_softmax(z), F.log_softmax(z, 1))
+    torch.testing.assert_close(cross_entropy(z, y), F.cross_entropy(z, y))
+    mine = torch.autograd.grad((log_softmax(z) * z.detach().cos()).sum() + cross_entropy(z, y), z)[0]
+    torch_ = torch.autograd.grad((F.log_softmax(z, 1) * z.detach().cos()).sum() + F.cross_entropy(z, y), z)[0]
+    torch.testing.assert_close(mine, torch_)
 
 
 def test_registered_names():
