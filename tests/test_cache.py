@@ -453,6 +453,21 @@ def test_a_writer_killed_mid_write_leaves_no_entry(kdlab_cache, tmp_path, blobs)
     assert store.clear() == 0 and not half[0].exists()  # a stale one is swept, and not counted
 
 
+@pytest.mark.timeout(120)
+def test_a_full_disk_degrades_to_training_with_a_warning_and_leaves_nothing(kdlab_cache, tmp_path):
+    """Real failed writes (the OS refuses bytes past RLIMIT_FSIZE with EFBIG, as a full disk does with ENOSPC)."""
+    p = subprocess.run([sys.executable, str(HELPER), "full-disk", str(tmp_path)], cwd=REPO, capture_output=True,
+                       text=True, env=subprocess_env(kdlab_cache), timeout=110)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["source"] == "trained"
+    assert len(out["warnings"]) == 1 and "could not write the teacher cache" in out["warnings"][0]
+    assert "File too large" in out["warnings"][0]
+    store = TeacherStore(kdlab_cache)
+    assert store.entries() == [] and store.read(out["key"])[0] == "missing"
+    assert not [d for d in store.dir.iterdir() if d.name.startswith(".tmp-")]  # the partial entry was removed
+
+
 def test_clear_removes_entries(store, blobs, entry):
     key, folder = entry
     store.write("another", *_fake_entry(), {"test_accuracy": 0.1, "params": 1, "train_seconds": 0.0, "config": {}})

@@ -4,6 +4,9 @@
                                                 # prints one JSON line {"pid", "source", "key", "test_accuracy"}
     python teacher_proc.py die-writing OUTDIR   # train, start writing the entry, write OUTDIR/writing after the
                                                 # first file, then sleep until killed
+    python teacher_proc.py full-disk OUTDIR     # get_teacher with files capped at 1 KiB (RLIMIT_FSIZE): every
+                                                # cache write fails with EFBIG, as on a full disk; prints
+                                                # {"source", "key", "warnings"}
 
 KDLAB_CACHE_DIR selects the cache. The dataset is synthetic (torch only, no scikit-learn import) and
 identical in every process, so every process computes the same key.
@@ -69,6 +72,18 @@ def _die_writing(outdir: Path) -> None:
     raise SystemExit("unreachable: the writer should have been killed")
 
 
+def _full_disk() -> None:
+    import resource
+    import signal
+
+    from kdlab.teacher import get_teacher
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then a write past the limit fails with EFBIG, not a signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # the logits alone are 2 KiB
+    t = get_teacher(CONFIG, synthetic_dataset())
+    print(json.dumps({"source": t.source, "key": t.key, "warnings": t.warnings}))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     mode, out = sys.argv[1], Path(sys.argv[2])
@@ -76,5 +91,7 @@ if __name__ == "__main__":
         _get(out, int(sys.argv[3]))
     elif mode == "die-writing":
         _die_writing(out)
+    elif mode == "full-disk":
+        _full_disk()
     else:
         raise SystemExit(f"unknown mode {mode!r}")
