@@ -1,0 +1,309 @@
+"""What every experiment shares: the settings base class, the registry, ``run_experiment`` (plan, execute
+through ``run_distill``, report) and the helpers the reports use. The experiments themselves are the sibling
+modules, one each; importing ``kdlab.experiments`` registers them all."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable
+
+import torch
+
+from kdlab.config import DistillConfig, TeacherConfig, TrainConfig, to_dict
+from kdlab.data import Dataset, load_dataset
+from kdlab.distill import ProgressFn, RunResult, StudentReport, run_distill, validate
+from kdlab.engine import Event
+from kdlab.errors import ConfigError, DataUnavailableError
+from kdlab.metrics import evaluate, with_bias
+from kdlab.models import validate_spec
+from kdlab.registry import Registry
+from kdlab.teacher import RunStopped
+
+log = logging.getLogger(__name__)
+MAX_SEEDS = 20
+PROGRESS_UNITS = 1000  # progress of one student run, in units of the "experiment" progress bar
+PAPER = "Hinton, Vinyals & Dean (2015), Distilling the Knowledge in a Neural Network, arXiv:1503.02531"
+
+# ---------------------------------------------------------------------------------------------------------
+# Settings: one frozen dataclass per experiment, one instance per dataset (the tables further down)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What every experiment needs. ``steps``, when set, fixes the optimizer steps of every student run, so a
+    300-image transfer set is trained as long as a 3 000-image one (epochs then follow from the set's size)."""
+
+    teacher: str = "mlp:1200-1200"
+    teacher_epochs: int = 3
+    student: str = "mlp:100"
+    loss: str = "hinton"
+    temperature: float = 4.0
+    alpha: float = 0.9
+    epochs: int = 5  # student epochs when steps is None
+    steps: int | None = None
+    lr: float = 1e-3
+    batch_size: int = 128
+    transfer_size: int | None = None  # None: the whole training split
+    max_seconds: float = 600.0  # per student run
+
+    def teacher_train(self) -> TrainConfig:
+        # max_seconds is no part of the cache key: a generous bound lets a busy machine finish the teacher
+        return TrainConfig(epochs=self.teacher_epochs, max_seconds=3600.0)
+
+    def student_epochs(self, n_examples: int) -> int:
+        if self.steps is None:
+            return self.epochs
+        return max(1, math.ceil(self.steps / math.ceil(n_examples / self.batch_size)))
+
+    def config(self, data: Dataset, seed: int, **changes: Any) -> DistillConfig:
+        """The distilled student's config for one seed; ``changes`` override any DistillConfig field."""
+        cfg = DistillConfig(dataset=data.name, teacher=self.teacher, student=self.student, loss=self.loss,
+                            temperature=float(self.temperature), alpha=self.alpha, transfer_size=self.transfer_size,
+                            teacher_train=self.teacher_train()).replace(**changes)
+        n = transfer_count(data, cfg)
+        train = TrainConfig(epochs=self.student_epochs(n), lr=self.lr, batch_size=self.batch_size, seed=seed,
+                            max_seconds=self.max_seconds)
+        return cfg.replace(train=train)
+
+
+
+def transfer_count(data: Dataset, cfg: DistillConfig) -> int:
+    if cfg.transfer_size is not None:
+        return cfg.transfer_size
+    omitted = torch.isin(data.y_train, torch.tensor(list(cfg.omit_classes), dtype=torch.int64))
+    return int((~omitted).sum())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The registry
+
+@dataclass(frozen=True)
+class Run:
+    key: Hashable  # how the report finds this run, e.g. (300, seed) or ("hinton", 4.0, seed)
+    config: DistillConfig
+    baseline: bool  # also train the same student from scratch (hard labels, no teacher)
+
+
+Plan = Callable[[Any, Dataset, list[int]], list[Run]]
+Report = Callable[[Any, Dataset, list[int], dict[Hashable, RunResult]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    about: str  # a short explanation for the CLI help and the app
+    settings: dict[str, Settings]  # dataset name -> settings
+    plan: Plan
+    report: Report
+    paper: dict[str, Any]  # the paper's reference numbers, labelled as such
+    fallback: dict[str, str] = dataclasses.field(default_factory=dict)  # unavailable dataset -> substitute
+
+    def settings_for(self, dataset: str, **overrides: Any) -> Settings:
+        if dataset not in self.settings:
+            raise ConfigError(f"experiment {self.name!r} has settings for {', '.join(self.settings)}; "
+                              f"not for {dataset!r}")
+        return override(self.settings[dataset], overrides)
+
+
+EXPERIMENTS: Registry[Experiment] = Registry("experiment")
+
+
+def experiment_names() -> list[str]:
+    return EXPERIMENTS.names()
+
+
+def override(s: Settings, overrides: dict[str, Any]) -> Settings:
+    """``s`` with some fields replaced; an unknown field is a ConfigError listing the valid ones."""
+    fields = {f.name: f for f in dataclasses.fields(s)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for {type(s).__name__}; "
+                          f"valid: {', '.join(fields)}")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return dataclasses.replace(s, **fixed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running one experiment
+
+def run_experiment(name: str, dataset: str = "digits", seeds: int = 3, data_dir: str | None = None,
+                   on_progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+                   *, data: Dataset | None = None, **overrides: Any) -> dict[str, Any]:
+    """Run experiment ``name`` on ``dataset`` with seeds 0..seeds-1 and return its JSON-ready report.
+
+    ``overrides`` replace fields of the experiment's per-dataset settings (e.g. ``epochs=2`` in a test).
+    Progress goes to ``on_progress(role, event)``: role "teacher" while a teacher trains, and "experiment"
+    for the whole plan (``event.step / event.total_steps``; ``metrics["run"]`` of ``metrics["runs"]``).
+    Raises ConfigError before any work for a bad name, dataset or setting, RunStopped when stopped."""
+    exp = EXPERIMENTS.get(name)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"seeds must be a whole number in [1, {MAX_SEEDS}], got {seeds!r}")
+    exp.settings_for(dataset, **overrides)  # a bad dataset or setting fails before any loading
+    t0 = time.perf_counter()
+    data, note = _load(exp, dataset, data_dir, data)
+    s = exp.settings_for(data.name, **overrides)
+    seed_list = list(range(seeds))
+    plan = exp.plan(s, data, seed_list)
+    for run in plan:  # every config is checked before the first run trains
+        validate(run.config)
+        for spec in (run.config.teacher, run.config.student):
+            validate_spec(spec, data.input_shape, data.num_classes)
+        data.transfer_indices(run.config.transfer_size, run.config.omit_classes, run.config.train.seed)
+    runs = _execute(plan, data, _Progress(plan, on_progress), should_stop)
+    out = {"experiment": name, "title": exp.title, "dataset": data.name, "requested_dataset": dataset,
+           "seeds": seed_list, "settings": _jsonable(dataclasses.asdict(s)), "teacher": _teacher_summary(runs, data)}
+    out |= exp.report(s, data, seed_list, runs)
+    out["paper"] = exp.paper
+    out["notes"] = ([note] if note else []) + _incomplete(runs)
+    out["seconds"] = time.perf_counter() - t0
+    out["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    return _jsonable(out)
+
+
+def _load(exp: Experiment, dataset: str, data_dir: str | None, data: Dataset | None) -> tuple[Dataset, str]:
+    if data is not None and data.name == dataset:
+        return data, ""
+    try:
+        return load_dataset(dataset, data_dir), ""
+    except DataUnavailableError as exc:
+        if dataset not in exp.fallback:
+            raise
+        sub = exp.fallback[dataset]
+        log.warning("%s is unavailable; running %s on %s instead", dataset, exp.name, sub)
+        note = f"{dataset} is not available on this machine ({exc}); this run used {sub} instead."
+        return load_dataset(sub, data_dir), note
+
+
+class _Progress:
+    """Turns each run's engine events into one "experiment" progress stream (teacher events pass through)."""
+
+    def __init__(self, plan: list[Run], on_progress: ProgressFn | None):
+        self.total = sum(1 + r.baseline for r in plan)  # student trainings
+        self.done = 0
+        self.on_progress = on_progress
+
+    def __call__(self, role: str, event: Event) -> None:
+        if role in ("distilled", "scratch"):
+            frac = 1.0 if event.kind == "done" else event.step / max(1, event.total_steps)
+            units = int((self.done + frac) * PROGRESS_UNITS)
+            self.done += event.kind == "done"
+            event = Event("epoch" if event.kind == "epoch" else "step", event.epoch, units,
+                          self.total * PROGRESS_UNITS, {**event.metrics, "run": min(self.done + 1, self.total),
+                                                        "runs": self.total})
+            role = "experiment"
+        if self.on_progress is not None:
+            self.on_progress(role, event)
+
+
+def _execute(plan: list[Run], data: Dataset, progress: _Progress,
+             should_stop: Callable[[], bool] | None) -> dict[Hashable, RunResult]:
+    results: dict[Hashable, RunResult] = {}
+    for i, run in enumerate(plan):
+        results[run.key] = run_distill(run.config, baseline=run.baseline, data=data, on_progress=progress,
+                                       should_stop=should_stop)
+        if should_stop is not None and should_stop():
+            raise RunStopped(f"experiment stopped after {i + 1} of {len(plan)} runs")
+    return results
+
+
+def _incomplete(runs: dict[Hashable, RunResult]) -> list[str]:
+    bad = [f"{key}: {rep.role} {rep.reason}" for key, r in runs.items()
+           for rep in (r.student, r.baseline) if rep is not None and rep.reason != "completed"]
+    return [f"{len(bad)} student run(s) did not complete (time limit): " + "; ".join(bad)] if bad else []
+
+
+def _teacher_summary(runs: dict[Hashable, RunResult], data: Dataset) -> dict[str, Any]:
+    first = next(iter(runs.values()))
+    t = first.teacher
+    return {"arch": t.config.arch, "epochs": t.config.train.epochs, "test_accuracy": t.test_accuracy,
+            "test_errors": count_errors(t.test_logits, data.y_test), "source": t.source, "key": t.key,
+            "params": t.meta["params"], "train_seconds": t.meta["train_seconds"]}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Helpers shared by the reports
+
+def stats(values: list[float]) -> dict[str, Any]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "per_seed": list(values)}
+
+
+def arm(reports: list[StudentReport], config: DistillConfig | TeacherConfig, **extra: Any) -> dict[str, Any]:
+    """One arm of an experiment: accuracy over seeds, the seed-0 config, the summed training seconds."""
+    return {**stats([r.test_accuracy for r in reports]), "config": to_dict(config),
+            "seconds": sum(r.seconds for r in reports), "errors_per_seed": [report_errors(r) for r in reports],
+            **extra}
+
+
+def stats_only(a: dict[str, Any]) -> dict[str, Any]:
+    return {k: a[k] for k in ("mean", "std", "per_seed")}
+
+
+
+def scratch_config(cfg: DistillConfig) -> DistillConfig:
+    """What run_distill's baseline trains: the same student, transfer set and budget on hard labels."""
+    return cfg.replace(loss="hinton", alpha=0.0, loss_params={}, use_labels=True)
+
+
+def mean_lists(lists: list[list[float]]) -> list[float]:
+    return [statistics.fmean(col) for col in zip(*lists)]
+
+
+def bias_curve(logits: torch.Tensor, y: torch.Tensor, cls: int, biases: list[float]) -> list[dict[str, Any]]:
+    """Accuracy on class ``cls`` and overall as a bias is added to its logit: no retraining, just argmaxes of
+    one student's stored test logits (N_test, C), so a slider over it is instant."""
+    points = []
+    for b in biases:
+        ev = evaluate(with_bias(logits, ((cls, b),)), y, logits.shape[1])
+        errors = len(y) - sum(ev.confusion[i][i] for i in range(len(ev.confusion)))
+        points.append({"bias": b, "class_accuracy": ev.per_class_accuracy[cls], "overall_accuracy": ev.accuracy,
+                       "errors": errors, "class_errors": sum(ev.confusion[cls]) - ev.confusion[cls][cls],
+                       "per_class_accuracy": ev.per_class_accuracy})
+    return points
+
+
+def count_errors(logits: torch.Tensor, y: torch.Tensor) -> int:
+    return int((logits.argmax(1) != y).sum())
+
+
+def report_errors(r: StudentReport) -> int:
+    return sum(map(sum, r.confusion)) - sum(r.confusion[i][i] for i in range(len(r.confusion)))
+
+
+def _jsonable(x: Any) -> Any:
+    """Tuples to lists, NaN to None (JSON has no NaN), recursively."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def register(name: str, title: str, settings: dict[str, Settings], plan: Plan, report: Report,
+             paper: dict[str, Any], fallback: dict[str, str] | None = None) -> None:
+    """The report's docstring is the experiment's explanation (shown by the app)."""
+    about = " ".join((report.__doc__ or "").split())
+    EXPERIMENTS.register(name)(Experiment(name, title, about, settings, plan, report, paper, fallback or {}))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The teachers the experiments share. Each experiment module holds its per-dataset settings; mnist shares
+# fashion-mnist's (same shapes and sizes). Measured in docs/RESULTS.md.
+#
+# Fashion-MNIST teacher: mlp:1200-1200 stopped after 3 epochs (88.9 % test). Trained 20 epochs it reaches
+# 90.3 % but is 99 % right on its own training images with a mean top probability of 0.98, so its soft
+# targets on those images (the transfer set) carry little beyond the label: N=300 gained only +1 pp and the
+# omitted class reached 49 % instead of 88 %. The early-stopped teacher is less sure where it is wrong.
+# digits teacher: mlp:500 for 20 epochs (96.9 %; mean top probability 0.94 on its training images), the
+# same key as the app's default, so the cache serves both.
+
+FASHION_TEACHER = dict(teacher="mlp:1200-1200", teacher_epochs=3)
+DIGITS_TEACHER = dict(teacher="mlp:500", teacher_epochs=20)
