@@ -54,6 +54,7 @@ def test_a_tiny_run_draws_curves_confusions_and_the_table(distill, finish_jobs):
     diff = _spec(at, "cm_diff")["data"][0]["z"]
     assert sum(map(sum, diff)) == 0  # both students see every test image once
     assert "Gained most" in " ".join(c.value for c in at.caption)
+    assert [m.value for m in [*at.success, *at.info] if "from scratch" in m.value or "scratch student" in m.value]  # the verdict
 
     at.slider(key="lab.T").set_value(8.0).run()  # changing a setting marks the results stale
     assert any("Stale" in w.value and "T" in w.value for w in at.warning)
@@ -121,3 +122,18 @@ def test_a_queued_run_shows_its_place_then_completes(distill, finish_jobs, monke
     assert blocker.wait(10)
     finish_jobs(distill)
     assert not distill.exception and any("cm_diff" in c.proto.id for c in distill.get("plotly_chart"))
+
+
+@pytest.mark.parametrize("distilled, scratch, kind, words", [
+    (0.90, 0.80, "gain", "+10.0 points"),
+    (0.942, 0.947, "no gain", "about the same as"),
+    (0.80, 0.90, "no gain", "below"),
+])
+def test_the_verdict_says_whether_distillation_helped(distilled, scratch, kind, words):
+    from kdlab.ui.distill import WHERE_KD_SHINES, verdict
+
+    record = {"distilled": {"test_accuracy": distilled}, "scratch": {"test_accuracy": scratch}}
+    got_kind, text = verdict(record)
+    assert got_kind == kind and words in text
+    assert (WHERE_KD_SHINES in text) == (kind == "no gain")  # only a run without a gain points elsewhere
+    assert verdict({"distilled": {"test_accuracy": distilled}, "scratch": None}) is None

@@ -95,11 +95,35 @@ def results(record: dict[str, Any], lab: settings.LabSettings) -> None:
     t, d = record["teacher"], record["distilled"]
     st.caption(f"Compression {t['params'] / d['params']:.1f}× fewer parameters than the teacher. "
                "Agreement: how often a student predicts the teacher's class.")
+    if (found := verdict(record)) is not None:
+        kind, text = found
+        (st.success if kind == "gain" else st.info)(text)
     epochs = record["config"]["train"]["epochs"]
     layout.chart(plots.training_curves(record["curves"], epochs, t["test_accuracy"]), key="curves")
     st.caption("Look for: the distilled student's test accuracy (thick orange) against the scratch student's "
                "(green) and the teacher's level (dashed blue).")
     confusions(record)
+
+
+CLEAR_GAIN_POINTS = 1.0  # below this the two students are within a few test images of each other
+
+WHERE_KD_SHINES = ("With every training image a small student learns nearly as much from the labels alone. The "
+                   "teacher's soft targets matter most when the student sees few images (the *Small transfer "
+                   "set* preset, or a transfer-set size under More settings) or never sees a class "
+                   "(Experiments → Omitted class).")
+
+
+def verdict(record: dict[str, Any]) -> tuple[str, str] | None:
+    """("gain" or "no gain", one sentence) comparing the distilled and the scratch student; None without one."""
+    if record.get("scratch") is None:
+        return None
+    d, s = 100 * record["distilled"]["test_accuracy"], 100 * record["scratch"]["test_accuracy"]
+    if d - s >= CLEAR_GAIN_POINTS:
+        return "gain", (f"Distillation helped: the distilled student scores {d:.1f} % against {s:.1f} % from "
+                        f"scratch (+{d - s:.1f} points).")
+    outcome = "about the same as" if abs(d - s) < CLEAR_GAIN_POINTS else "below"
+    return "no gain", (f"The distilled student ({d:.1f} %) is {outcome} the scratch student ({s:.1f} %). "
+                       + WHERE_KD_SHINES)
 
 
 def results_table(record: dict[str, Any]) -> pd.DataFrame:
