@@ -51,9 +51,8 @@ _COMMON_PARAMS = ("temperature", "alpha")
 # ---------------------------------------------------------------- class-axis kernels
 # PyTorch's CPU (log_)softmax over a short last axis is slow: for (128, 10) logits it takes ~19 us, against
 # ~5 us for the same reduction over the leading axis of the transposed (10, 128) layout (torch 2.13, one
-# thread). A distillation step takes three of them, so every loss
-# here goes through these two helpers; they equal ``F.log_softmax(z, 1)`` and ``F.cross_entropy`` up to
-# float rounding (tests/test_losses.py).
+# thread). A distillation step takes three of them, so every loss here goes through these two helpers;
+# they equal ``F.log_softmax(z, 1)`` and ``F.cross_entropy`` up to float rounding (tests/test_losses.py).
 
 def log_softmax(z: Tensor) -> Tensor:
     """log softmax over the class axis (the last) of (B, C) logits."""
