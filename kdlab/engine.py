@@ -20,6 +20,7 @@ from kdlab.config import TrainConfig
 from kdlab.errors import ConfigError, TrainingDivergedError
 from kdlab.metrics import accuracy, agreement, predict_logits
 from kdlab.models import macs_per_example
+from kdlab.optim import FusedAdam
 from kdlab.threads import auto_threads
 
 LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], "object"]
@@ -44,11 +45,11 @@ class Event:
     reason: str = ""  # for "done": "completed", "stopped" or "time limit"
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer | FusedAdam:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    return FusedAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,7 +119,7 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
     yield Event("done", len(history), step, total_steps, history[-1] if history else {}, history, reason)
 
 
-def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, data: Split,
+def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer | FusedAdam, loss_fn: LossFn, data: Split,
                 idx: torch.Tensor, device: torch.device, cfg: TrainConfig):
     # index_select rather than x[idx]: ~4x faster for a row gather on CPU (measured: 10 vs 40 us per batch)
     x = data.x.index_select(0, idx).to(device, non_blocking=True)  # (B, *input_shape)
@@ -126,9 +127,10 @@ def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     t = data.teacher_logits.index_select(0, idx).to(device) if data.teacher_logits is not None else None  # (B, C)
     logits = model(x)  # (B, C)
     out = loss_fn(logits, t, y)
-    if not torch.isfinite(out.total):  # before the step, so a diverging run leaves the weights as they were
+    total = out.total.item()  # one op; torch.isfinite(...) then bool() costs five
+    if not math.isfinite(total):  # checked before the step, so a diverging run leaves the weights as they were
         raise TrainingDivergedError(
-            f"the loss became {out.total.item()} (learning rate {cfg.lr}): lower the learning rate, "
+            f"the loss became {total} (learning rate {cfg.lr}): lower the learning rate, "
             "or move the temperature away from extreme values"
         )
     optimizer.zero_grad(set_to_none=True)
@@ -137,7 +139,7 @@ def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     return out, logits.detach(), y
 
 
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def _set_lr(optimizer: torch.optim.Optimizer | FusedAdam, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
 

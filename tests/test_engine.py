@@ -14,6 +14,7 @@ from kdlab.errors import ConfigError, TrainingDivergedError
 from kdlab.losses import LossOutput, make_loss
 from kdlab.metrics import accuracy, agreement, predict_logits
 from kdlab.models import build_model
+from kdlab.optim import FusedAdam
 
 CE = make_loss("hinton", alpha=0.0)  # plain cross-entropy
 
@@ -85,8 +86,8 @@ def test_make_optimizer():
     assert isinstance(sgd, torch.optim.SGD)
     group = sgd.param_groups[0]
     assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.05, 0.8, 1e-4)
-    adam = make_optimizer(model, TrainConfig(optimizer="adam", lr=2e-3))
-    assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["lr"] == 2e-3
+    adam = make_optimizer(model, TrainConfig(optimizer="adam", lr=2e-3, weight_decay=1e-4))
+    assert isinstance(adam, FusedAdam) and adam.param_groups[0]["lr"] == 2e-3 and adam.weight_decay == 1e-4
 
 
 def test_lr_at():
