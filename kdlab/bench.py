@@ -58,7 +58,8 @@ class _TorchvisionStyle(_PerExample):
     torchvision 0.2x runs per item: ``MNIST.__getitem__`` (index the uint8 tensor, ``int()`` the target,
     ``Image.fromarray``), ``Compose``, ``ToTensor`` -> ``F.to_tensor`` and the ``nn.Module`` ``Normalize``
     -> ``F.normalize`` -> ``F_t.normalize``, each public function logging its API use once per call as
-    torchvision does. Its values are kdlab's normalised inputs, so both loops train on the same numbers.
+    torchvision does (its jit guards and type checks are skipped, so the replay is if anything cheaper).
+    Its values are kdlab's normalised inputs up to uint8 quantisation, so both loops train on the same numbers.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor):

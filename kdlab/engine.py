@@ -168,7 +168,7 @@ class _Running:
         self.seen = 0
 
     def add(self, out, logits: torch.Tensor, y: torch.Tensor | None) -> None:
-        values = torch.stack([out.total.detach(), *out.parts.values()])  # parts are already detached
+        values = torch.stack([out.total, *out.parts.values()]).detach()  # (1 + parts,), no graph kept
         if self.count == 0:
             self.names, self.sums = ("train_loss", *out.parts), values
         else:

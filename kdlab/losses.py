@@ -55,8 +55,8 @@ _COMMON_PARAMS = ("temperature", "alpha")
 # they equal ``F.log_softmax(z, 1)`` and ``F.cross_entropy`` up to float rounding (tests/test_losses.py).
 
 def log_softmax(z: Tensor) -> Tensor:
-    """log softmax over the class axis (the last) of (B, C) logits."""
-    return torch.log_softmax(z.t(), 0).t() if z.dim() == 2 else F.log_softmax(z, -1)
+    """log softmax over the class axis, axis 1 as in torch: (B, C) logits take the fast path."""
+    return torch.log_softmax(z.t(), 0).t() if z.dim() == 2 else F.log_softmax(z, 1)
 
 
 def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:

@@ -1,10 +1,11 @@
 """Adam for the engine's hot loop: torch's own fused kernel, called without torch.optim's per-step Python.
 
 ``torch.optim.Adam(fused=True)`` runs this very kernel (``torch._fused_adam_``), but its ``step()`` wraps it
-in hooks, profiler ranges and per-group bookkeeping that cost more than the kernel for a small MLP: a
-Fashion-MNIST epoch of mlp:100 takes 0.59 s with it and 0.50 s with ``FusedAdam`` (same process, medians of
-6), with bit-identical weights. The maths and defaults are torch's Adam (L2 weight decay, no amsgrad);
-tests/test_optim.py checks it step for step against ``torch.optim.Adam``.
+in hooks, profiler ranges and per-group bookkeeping that cost more than the kernel for a small MLP (~70 us
+a call in isolation, more inside a training loop): a Fashion-MNIST epoch of mlp:100 takes 0.61 s with it and
+0.53 s with ``FusedAdam`` (same process, medians of 6), with bit-identical weights. The maths and defaults
+are torch's Adam (L2 weight decay, no amsgrad); tests/test_optim.py checks it step for step against
+``torch.optim.Adam``.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ class FusedAdam:
     def __init__(self, params: Iterable[torch.Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
         self.params = [p for p in params if p.requires_grad]
+        if not self.params:
+            raise ValueError("FusedAdam got an empty parameter list")
         self.param_groups = [{"lr": lr}]
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
@@ -34,6 +37,8 @@ class FusedAdam:
     @torch.no_grad()
     def step(self) -> None:
         live = [i for i, p in enumerate(self.params) if p.grad is not None]  # a parameter the loss did not reach
+        if not live:  # nothing to do, as torch.optim.Adam
+            return
         pick = lambda xs: [xs[i] for i in live]  # noqa: E731
         steps = pick(self.steps)
         torch._foreach_add_(steps, 1)

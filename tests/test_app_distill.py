@@ -138,3 +138,13 @@ def test_the_verdict_says_whether_distillation_helped(distilled, scratch, kind, 
     assert got_kind == kind and words in text
     assert (WHERE_KD_SHINES in text) == (kind == "no gain")  # only a run without a gain points elsewhere
     assert verdict({"distilled": {"test_accuracy": distilled}, "scratch": None}) is None
+
+
+def test_the_verdict_counts_one_point_as_a_gain_and_points_elsewhere_only_after_a_full_run():
+    from kdlab.ui.distill import WHERE_KD_SHINES, verdict
+
+    assert verdict({"distilled": {"test_accuracy": 0.57}, "scratch": {"test_accuracy": 0.56}})[0] == "gain"
+    small = {"distilled": {"test_accuracy": 0.80}, "scratch": {"test_accuracy": 0.80},
+             "config": {"transfer_size": 300, "omit_classes": []}}
+    kind, text = verdict(small)
+    assert kind == "no gain" and WHERE_KD_SHINES not in text  # it already used a small transfer set

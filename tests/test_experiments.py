@@ -45,6 +45,11 @@ def test_every_experiment_has_a_tiny_configuration():
     assert set(TINY) == set(ex.experiment_names())
 
 
+def test_experiments_are_listed_in_the_papers_story_order():  # the CLI and the page show them in this order
+    assert ex.experiment_names() == ["small-transfer", "omitted-class", "temperature-size", "source-recipe",
+                                     "hinton-mnist"]
+
+
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_contract(name, digits):
     events = []

@@ -87,6 +87,12 @@ def test_class_axis_kernels_equal_torchs(shape):
     torch.testing.assert_close(mine, torch_)
 
 
+def test_class_axis_kernels_keep_torchs_class_axis_beyond_2d():
+    z, y = torch.randn(4, 5, 3, dtype=torch.float64), torch.randint(0, 5, (4, 3))  # (N, C, d), as torch allows
+    torch.testing.assert_close(log_softmax(z), F.log_softmax(z, 1))
+    torch.testing.assert_close(cross_entropy(z, y), F.cross_entropy(z, y))
+
+
 def test_registered_names():
     assert loss_names() == ["hinton", "source", "soft-only", "logit-mse", "dkd"]
 

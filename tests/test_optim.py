@@ -38,3 +38,12 @@ def test_zero_grad_clears_gradients():
     net(torch.randn(2, 6)).sum().backward()
     opt.zero_grad()
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_no_parameters_is_an_error_and_no_gradients_a_no_op():
+    with pytest.raises(ValueError, match="empty parameter list"):
+        FusedAdam([])
+    net = _net()
+    before = [p.clone() for p in net.parameters()]
+    FusedAdam(net.parameters()).step()  # no backward yet: nothing to do, as torch.optim.Adam
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))

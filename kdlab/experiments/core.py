@@ -30,7 +30,7 @@ PROGRESS_UNITS = 1000  # progress of one student run, in units of the "experimen
 PAPER = "Hinton, Vinyals & Dean (2015), Distilling the Knowledge in a Neural Network, arXiv:1503.02531"
 
 # ---------------------------------------------------------------------------------------------------------
-# Settings: one frozen dataclass per experiment, one instance per dataset (the tables further down)
+# Settings: one frozen dataclass per experiment, one instance per dataset (tables in each experiment's module)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +69,6 @@ class Settings:
         train = TrainConfig(epochs=self.student_epochs(n), lr=self.lr, batch_size=self.batch_size, seed=seed,
                             max_seconds=self.max_seconds)
         return cfg.replace(train=train)
-
 
 
 def transfer_count(data: Dataset, cfg: DistillConfig) -> int:
@@ -243,7 +242,6 @@ def arm(reports: list[StudentReport], config: DistillConfig | TeacherConfig, **e
 
 def stats_only(a: dict[str, Any]) -> dict[str, Any]:
     return {k: a[k] for k in ("mean", "std", "per_seed")}
-
 
 
 def scratch_config(cfg: DistillConfig) -> DistillConfig:

@@ -4,8 +4,9 @@
                                                 # prints one JSON line {"pid", "source", "key", "test_accuracy"}
     python teacher_proc.py die-writing OUTDIR   # train, start writing the entry, write OUTDIR/writing after the
                                                 # first file, then sleep until killed
-    python teacher_proc.py full-disk OUTDIR     # get_teacher with files capped at 1 KiB (RLIMIT_FSIZE): every
-                                                # cache write fails with EFBIG, as on a full disk; prints
+    python teacher_proc.py full-disk OUTDIR     # get_teacher with files capped at 1 KiB (RLIMIT_FSIZE): writing
+                                                # the entry fails with EFBIG at its 2 KiB logits file, as a
+                                                # full disk fails with ENOSPC; prints
                                                 # {"source", "key", "warnings"}
 
 KDLAB_CACHE_DIR selects the cache. The dataset is synthetic (torch only, no scikit-learn import) and
