@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from kdlab.presets import get_preset, preset_names
+from kdlab.runs.presets import get_preset, preset_names
 from kdlab.ui import layout, state  # light: the home page must not wait for torch to import
 
 ROOT = Path(__file__).parent

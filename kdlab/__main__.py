@@ -1,3 +1,3 @@
-from kdlab.cli import main
+from kdlab.cli.main import main
 
 raise SystemExit(main())

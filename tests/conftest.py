@@ -18,7 +18,7 @@ def digits():
 @pytest.fixture
 def kdlab_cache(tmp_path, monkeypatch):
     """A fresh KDLAB_CACHE_DIR under tmp_path (nothing touches ~/.cache) and an empty in-memory teacher LRU."""
-    from kdlab.teacher import MEMORY
+    from kdlab.runs.teacher import MEMORY
 
     root = tmp_path / "kdlab-cache"
     monkeypatch.setenv("KDLAB_CACHE_DIR", str(root))
@@ -59,11 +59,11 @@ def _kdlab_cache_dir(_kdlab_session_cache, monkeypatch):
 @pytest.fixture
 def app(monkeypatch):
     """``app.py`` (the entry point of every page) in AppTest, run once. The app pins torch to one thread for
-    the process (kdlab.threads.pin_threads); the previous setting is restored afterwards."""
+    the process (kdlab.training.threads.pin_threads); the previous setting is restored afterwards."""
     import torch
     from streamlit.testing.v1 import AppTest
 
-    from kdlab import threads
+    from kdlab.training import threads
     from kdlab.ui import process
 
     before = torch.get_num_threads()

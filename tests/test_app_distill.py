@@ -86,8 +86,7 @@ def test_a_bad_architecture_is_a_message_not_a_traceback(app, role, spec, messag
 
 
 def test_stop_ends_the_run_and_leaves_the_page_usable(distill, finish_jobs, monkeypatch):
-    from kdlab import engine
-
+    from kdlab.training import engine
     real_step = engine._train_step
 
     def slow_step(*args, **kwargs):  # ~12 s for 100 epochs: the Stop click surely lands mid-run, even on a fast CPU
@@ -109,7 +108,7 @@ def test_stop_ends_the_run_and_leaves_the_page_usable(distill, finish_jobs, monk
 def test_a_queued_run_shows_its_place_then_completes(distill, finish_jobs, monkeypatch):
     import threading
 
-    from kdlab.jobs import JobPool
+    from kdlab.serve.jobs import JobPool
     from kdlab.ui import process
 
     monkeypatch.setattr(process, "_pool", JobPool(size=1))  # one worker, kept busy by another "session"

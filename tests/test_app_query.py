@@ -1,7 +1,7 @@
 """kdlab.ui.query: the Distill settings in the URL; a bad value falls back with a notice, never a raise."""
 import pytest
 
-from kdlab.presets import DEFAULT_PRESET, get_preset, preset_names
+from kdlab.runs.presets import DEFAULT_PRESET, get_preset, preset_names
 from kdlab.ui.query import from_params, to_params
 
 DEFAULT = get_preset(DEFAULT_PRESET)

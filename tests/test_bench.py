@@ -1,5 +1,5 @@
 """The benchmark runs end to end and reports what it promises (its numbers are read by people, not asserted)."""
-from kdlab.bench import _PerExample, _TorchvisionStyle, run_bench
+from kdlab.cli.bench import _PerExample, _TorchvisionStyle, run_bench
 
 
 def test_bench_runs_on_digits(kdlab_cache, torch_one_thread):

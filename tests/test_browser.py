@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import APP_ROOT
-from kdlab.server import CHROMIUM, CHROMIUM_ARGS as LAUNCH_ARGS, running_server
+from kdlab.serve.server import CHROMIUM, CHROMIUM_ARGS as LAUNCH_ARGS, running_server
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = APP_ROOT / "artifacts"
@@ -27,7 +27,7 @@ def _skip_without_browser() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A real server (kdlab.server.running_server) with its own empty cache; always terminated."""
+    """A real server (kdlab.serve.server.running_server) with its own empty cache; always terminated."""
     _skip_without_browser()
     cache, log = tmp_path_factory.mktemp("browser-cache"), tmp_path_factory.mktemp("browser-log") / "streamlit.log"
     with running_server(env={"KDLAB_CACHE_DIR": str(cache)}, log_path=log) as srv:

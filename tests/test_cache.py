@@ -1,4 +1,4 @@
-"""Tests for kdlab.cache (the teacher store) through kdlab.teacher.get_teacher: keys, atomic writes,
+"""Tests for kdlab.stores.teacher_cache (the teacher store) through kdlab.runs.teacher.get_teacher: keys, atomic writes,
 integrity checks and recovery, the cross-process lock, a writer killed mid-write, and a planted pickle.
 
 The teacher here is tiny (mlp:16 on a synthetic 2-D set, see tests/helpers/teacher_proc.py): these tests
@@ -21,10 +21,10 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from kdlab import cache
-from kdlab.cache import FILES, FORMAT_VERSION, TeacherStore, decide, teacher_key
-from kdlab.config import TeacherConfig, TrainConfig
-from kdlab.teacher import MEMORY, get_teacher
+from kdlab.stores import teacher_cache as cache
+from kdlab.stores.teacher_cache import FILES, FORMAT_VERSION, TeacherStore, decide, teacher_key
+from kdlab.base.config import TeacherConfig, TrainConfig
+from kdlab.runs.teacher import MEMORY, get_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 HELPER = Path(__file__).parent / "helpers" / "teacher_proc.py"
@@ -180,7 +180,7 @@ def test_teacher_round_trip_through_the_store(store, blobs, entry):
     assert t.meta["config"] == json.loads(json.dumps(dataclasses.asdict(CONFIG)))
     assert 0.9 < t.test_accuracy <= 1.0  # two well separated blobs
     assert not t.model.training
-    from kdlab.metrics import predict_logits
+    from kdlab.training.metrics import predict_logits
 
     assert torch.allclose(predict_logits(t.model, blobs.x_test), t.test_logits, atol=1e-6)
     [row] = store.entries()
@@ -328,7 +328,7 @@ def test_a_planted_pickle_is_never_executed(kind, store, blobs, entry, tmp_path,
     for name in (*FILES, "meta.json"):
         (sibling / name).write_bytes(payload)
 
-    from kdlab.cli import main
+    from kdlab.cli.main import main
 
     assert main(["cache", "list", "--json"]) == 0
     listed = {row["key"]: row for row in json.loads(capsys.readouterr().out)["entries"]}

@@ -1,4 +1,4 @@
-"""Tests for the kdlab CLI: in-process through kdlab.cli.main (plus one real `python -m kdlab` process).
+"""Tests for the kdlab CLI: in-process through kdlab.cli.main.main (plus one real `python -m kdlab` process).
 
 The contract: with --json exactly one JSON object on stdout; a bad argument exits with status 2 and one
 line on stderr starting "kdlab: error:", never a traceback."""
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from kdlab import data as kdata
-from kdlab.cache import TeacherStore
-from kdlab.cli import main
-from kdlab.teacher import MEMORY
+from kdlab.data import sources as data_sources
+from kdlab.stores.teacher_cache import TeacherStore
+from kdlab.cli.main import main
+from kdlab.runs.teacher import MEMORY
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "digits", "--arch", "mlp:32", "--epochs", "2", "--lr", "0.01"]
@@ -228,7 +228,7 @@ def test_mnist_offline_without_files(capsys, tmp_path, monkeypatch):
     system = tmp_path / "empty-system"
     system.mkdir()
     monkeypatch.setenv("KDLAB_DATA_DIR", str(empty))
-    monkeypatch.setattr(kdata, "SYSTEM_DATA_ROOT", system)
+    monkeypatch.setattr(data_sources, "SYSTEM_DATA_ROOT", system)
     with socket.socket() as s:  # a port nobody listens on: connection refused at once, no internet needed
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -242,8 +242,8 @@ def test_mnist_offline_without_files(capsys, tmp_path, monkeypatch):
 
 
 def test_divergence_is_a_clean_error(capsys, monkeypatch):
-    from kdlab import distill
-    from kdlab.losses import LossOutput
+    from kdlab.runs import distill
+    from kdlab.training.losses import LossOutput
 
     def exploding(*args, **kwargs):
         def loss(student, teacher, labels):
@@ -270,9 +270,9 @@ def test_python_dash_m_kdlab_in_process(capsys, monkeypatch):
 def test_real_process_entry_point(kdlab_cache):
     """One real `python -m kdlab`: a corrupt entry is rebuilt with a one-line warning on stderr, and stdout
     holds exactly the JSON object."""
-    from kdlab.config import TeacherConfig, TrainConfig
+    from kdlab.base.config import TeacherConfig, TrainConfig
     from kdlab.data import load_dataset
-    from kdlab.teacher import get_teacher
+    from kdlab.runs.teacher import get_teacher
 
     cfg = TeacherConfig(dataset="digits", arch="mlp:32", train=TrainConfig(epochs=2, lr=0.01))
     key = get_teacher(cfg, load_dataset("digits")).key  # the same key the CLI arguments below give

@@ -1,4 +1,4 @@
-"""Tests for kdlab.config: numeric validation, choices, and the dict round trip a URL/JSON config relies on."""
+"""Tests for kdlab.base.config: numeric validation, choices, and the dict round trip a URL/JSON config relies on."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from kdlab.config import (
+from kdlab.base.config import (
     DistillConfig,
     TeacherConfig,
     TrainConfig,
@@ -14,7 +14,7 @@ from kdlab.config import (
     teacher_from_dict,
     to_dict,
 )
-from kdlab.errors import ConfigError, KdlabError
+from kdlab.base.errors import ConfigError, KdlabError
 
 
 @pytest.fixture(autouse=True)

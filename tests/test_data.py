@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from kdlab import data
+from kdlab.data import idx, sources
 from kdlab.data import Dataset, load_dataset
-from kdlab.errors import ConfigError, DataUnavailableError, KdlabError
+from kdlab.base.errors import ConfigError, DataUnavailableError, KdlabError
 
 FASHION_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 
@@ -79,7 +80,7 @@ def http_mirror(tmp_path):
 
 @pytest.fixture
 def no_system_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "SYSTEM_DATA_ROOT", tmp_path / "no-system-datasets")
+    monkeypatch.setattr(sources, "SYSTEM_DATA_ROOT", tmp_path / "no-system-datasets")
 
 
 def closed_port() -> int:
@@ -138,7 +139,7 @@ def test_idx_round_trip(tmp_path, gz, dtype):
     arr = (np.arange(2 * 3 * 4) - 5).astype(dtype).reshape(2, 3, 4)
     if dtype == np.uint8:
         arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    out = data.read_idx(write_idx(tmp_path / f"a-{gz}-{np.dtype(dtype).name}", arr, gz=gz))
+    out = idx.read_idx(write_idx(tmp_path / f"a-{gz}-{np.dtype(dtype).name}", arr, gz=gz))
     assert out.shape == (2, 3, 4) and np.array_equal(out, arr)
     assert not out.flags.writeable  # shared through the in-process cache
 
@@ -147,7 +148,7 @@ def test_idx_bad_magic(tmp_path):
     bad = tmp_path / "bad.gz"
     bad.write_bytes(gzip.compress(b"\x12\x34\x08\x01" + b"\x00" * 8))
     with pytest.raises(DataUnavailableError, match="magic") as err:
-        data.read_idx(bad)
+        idx.read_idx(bad)
     assert str(bad) in str(err.value)
 
 
@@ -156,13 +157,13 @@ def test_idx_truncated_and_not_gzip(tmp_path):
     cut = tmp_path / "cut"
     cut.write_bytes(good.read_bytes()[:-3])
     with pytest.raises(KdlabError, match="truncated"):
-        data.read_idx(cut)
+        idx.read_idx(cut)
     broken_gz = tmp_path / "broken.gz"
     broken_gz.write_bytes(gzip.compress(good.read_bytes())[:-10])
     with pytest.raises(DataUnavailableError, match="broken.gz"):
-        data.read_idx(broken_gz)
+        idx.read_idx(broken_gz)
     with pytest.raises(DataUnavailableError, match="missing"):
-        data.read_idx(tmp_path / "missing")
+        idx.read_idx(tmp_path / "missing")
 
 
 # --- local sources -------------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ def test_env_data_dir_with_subfolder_and_plain_files(tmp_path, monkeypatch, no_s
 
 
 def test_cache_folder_is_a_source(tmp_path, no_system_folder):
-    write_fake_mnist(data.cache_dir("mnist"))  # KDLAB_CACHE_DIR points into tmp_path
+    write_fake_mnist(sources.cache_dir("mnist"))  # KDLAB_CACHE_DIR points into tmp_path
     assert len(load_dataset("mnist", download=False).y_train) == 20
 
 
@@ -236,12 +237,12 @@ def test_subset_invalid(tiny, kwargs):
 def test_download_into_cache(http_mirror, monkeypatch, no_system_folder):
     folder, url = http_mirror
     hashes = write_fake_mnist(folder, seed=5)
-    monkeypatch.setitem(data.SHA256, "mnist", hashes)
+    monkeypatch.setitem(sources.SHA256, "mnist", hashes)
     monkeypatch.setenv("KDLAB_MNIST_MIRROR", url)
     ds = load_dataset("mnist")
     assert len(ds.y_train) == 20 and len(ds.y_test) == 10
-    cached = data.cache_dir("mnist")
-    assert sorted(p.name for p in cached.iterdir()) == sorted(data.IDX_FILES)
+    cached = sources.cache_dir("mnist")
+    assert sorted(p.name for p in cached.iterdir()) == sorted(sources.IDX_FILES)
     assert all(sha256(cached / name) == h for name, h in hashes.items())
     # Once cached, the network is not needed any more.
     monkeypatch.setenv("KDLAB_MNIST_MIRROR", f"http://127.0.0.1:{closed_port()}/")
@@ -252,12 +253,12 @@ def test_download_hash_mismatch_is_rejected(http_mirror, monkeypatch, no_system_
     folder, url = http_mirror
     hashes = write_fake_mnist(folder, seed=6)
     write_fake_mnist(folder, seed=7)  # the mirror now serves other bytes than the pinned hashes
-    monkeypatch.setitem(data.SHA256, "fashion-mnist", hashes)
-    monkeypatch.setitem(data.MIRRORS, "fashion-mnist", url)
+    monkeypatch.setitem(sources.SHA256, "fashion-mnist", hashes)
+    monkeypatch.setitem(sources.MIRRORS, "fashion-mnist", url)
     with pytest.raises(DataUnavailableError, match="hash") as err:
         load_dataset("fashion-mnist")
     assert "fashion-mnist" in str(err.value)
-    cached = data.cache_dir("fashion-mnist")
+    cached = sources.cache_dir("fashion-mnist")
     assert not cached.exists() or list(cached.iterdir()) == []  # no bad file and no temporary left
 
 

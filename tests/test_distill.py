@@ -1,4 +1,4 @@
-"""Tests for kdlab.distill.run_distill on digits: reports, the JSON contract, the baseline, transfer sets."""
+"""Tests for kdlab.runs.distill.run_distill on digits: reports, the JSON contract, the baseline, transfer sets."""
 from __future__ import annotations
 
 import json
@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from kdlab import distill
-from kdlab.cache import TeacherStore
-from kdlab.config import DistillConfig, TrainConfig, distill_from_dict
-from kdlab.errors import ConfigError
-from kdlab.teacher import RunStopped
+from kdlab.runs import distill
+from kdlab.stores.teacher_cache import TeacherStore
+from kdlab.base.config import DistillConfig, TrainConfig, distill_from_dict
+from kdlab.base.errors import ConfigError
+from kdlab.runs.teacher import RunStopped
 
 CFG = DistillConfig(
     dataset="digits", teacher="mlp:128", student="mlp:32", loss="hinton", temperature=4.0, alpha=0.9,
@@ -106,7 +106,7 @@ def test_teacher_source_and_seconds(digits, tmp_path):
     assert first["source"] == "trained"
     second = run(store=store, data=digits, baseline=False).summary()["teacher"]
     assert second["source"] == "cache" and second["key"] == first["key"]  # the contract: trained | cache
-    from kdlab.teacher import MEMORY
+    from kdlab.runs.teacher import MEMORY
 
     MEMORY.clear()
     third = run(store=store, data=digits, baseline=False).summary()["teacher"]
@@ -123,7 +123,7 @@ def test_transfer_size(digits, store, monkeypatch):
     assert result.student.reason == "completed"
     # the teacher logits still line up with their images: the teacher's predictions on them are its own
     teacher = result.teacher
-    from kdlab.metrics import predict_logits
+    from kdlab.training.metrics import predict_logits
 
     assert torch.allclose(predict_logits(teacher.model, distilled.x), distilled.teacher_logits, atol=1e-5)
 

@@ -1,4 +1,4 @@
-"""Tests for kdlab.engine on scikit-learn's digits (1,437 training images of 8x8: a few hundred ms a run)."""
+"""Tests for kdlab.training.engine on scikit-learn's digits (1,437 training images of 8x8: a few hundred ms a run)."""
 from __future__ import annotations
 
 import math
@@ -7,14 +7,14 @@ import time
 import pytest
 import torch
 
-from kdlab import engine
-from kdlab.config import TrainConfig
-from kdlab.engine import Event, Split, lr_at, make_optimizer, train
-from kdlab.errors import ConfigError, TrainingDivergedError
-from kdlab.losses import LossOutput, make_loss
-from kdlab.metrics import accuracy, agreement, predict_logits
-from kdlab.models import build_model
-from kdlab.optim import FusedAdam
+from kdlab.training import engine
+from kdlab.base.config import TrainConfig
+from kdlab.training.engine import Event, Split, lr_at, make_optimizer, train
+from kdlab.base.errors import ConfigError, TrainingDivergedError
+from kdlab.training.losses import LossOutput, make_loss
+from kdlab.training.metrics import accuracy, agreement, predict_logits
+from kdlab.training.models import build_model
+from kdlab.training.optim import FusedAdam
 
 CE = make_loss("hinton", alpha=0.0)  # plain cross-entropy
 

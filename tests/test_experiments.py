@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from kdlab import experiments as ex
-from kdlab.config import DistillConfig, TrainConfig
-from kdlab.distill import run_distill
-from kdlab.errors import ConfigError, DataUnavailableError
-from kdlab.teacher import RunStopped
+from kdlab.base.config import DistillConfig, TrainConfig
+from kdlab.runs.distill import run_distill
+from kdlab.base.errors import ConfigError, DataUnavailableError
+from kdlab.runs.teacher import RunStopped
 
 TEACHER = dict(teacher="mlp:64", teacher_epochs=5)  # trains in well under a second on digits
 TINY = {  # one small configuration per experiment: the contract, not the science
@@ -149,7 +149,7 @@ def test_stop_raises(digits):
 
 
 def test_cli_reports_an_unknown_experiment(capsys):
-    from kdlab.cli import main
+    from kdlab.cli.main import main
 
     assert main(["experiment", "no-such", "--json", "--quiet"]) == 2
     assert "unknown experiment" in capsys.readouterr().err

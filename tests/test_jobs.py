@@ -1,4 +1,4 @@
-"""Tests for kdlab.jobs: a bounded FIFO worker pool with visible queue places, stop, abandonment, failures.
+"""Tests for kdlab.serve.jobs: a bounded FIFO worker pool with visible queue places, stop, abandonment, failures.
 
 Jobs here are small functions coordinated with threading.Events, so every ordering is deterministic."""
 from __future__ import annotations
@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from kdlab import jobs
-from kdlab.errors import ConfigError, KdlabError
-from kdlab.jobs import Job, JobPool, default_workers
+from kdlab.serve import jobs
+from kdlab.base.errors import ConfigError, KdlabError
+from kdlab.serve.jobs import Job, JobPool, default_workers
 
 WAIT = 10  # seconds: generous upper bounds, never sleeps
 
@@ -213,10 +213,10 @@ def test_a_full_queue_refuses_politely():
 
 def test_a_real_training_run_through_the_pool(digits):
     """The pool and the engine together: should_stop reaches the training loop."""
-    from kdlab.config import TrainConfig
-    from kdlab.engine import Split, train
-    from kdlab.losses import make_loss
-    from kdlab.models import build_model
+    from kdlab.base.config import TrainConfig
+    from kdlab.training.engine import Split, train
+    from kdlab.training.losses import make_loss
+    from kdlab.training.models import build_model
 
     def body(job):
         model = build_model("mlp:32", digits.input_shape, digits.num_classes)

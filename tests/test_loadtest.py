@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from kdlab.errors import KdlabError
-from kdlab.loadtest import percentile, run_loadtest
+from kdlab.base.errors import KdlabError
+from kdlab.serve.loadtest import percentile, run_loadtest
 
 
 def test_percentile_nearest_rank():
@@ -21,12 +21,11 @@ def test_percentile_nearest_rank():
 
 
 def test_ws_codec_matches_streamlits_protos():
-    """kdlab.loadtest_ws encodes/decodes by hand (the core never imports streamlit): check its field numbers."""
+    """kdlab.serve.loadtest_ws encodes/decodes by hand (the core never imports streamlit): check its field numbers."""
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-    from kdlab import loadtest_ws as ws
-
+    from kdlab.serve import loadtest_ws as ws
     sent = BackMsg.FromString(ws.rerun_script("a=1", "hash", "Distill", ["wid"], fragment_id="frag"))
     cs = sent.rerun_script
     assert (cs.query_string, cs.page_script_hash, cs.fragment_id, cs.is_auto_rerun) == ("a=1", "hash", "frag", True)
@@ -70,7 +69,7 @@ def test_ws_codec_matches_streamlits_protos():
 
 
 def test_unknown_client_is_refused():
-    from kdlab.errors import KdlabError
+    from kdlab.base.errors import KdlabError
 
     with pytest.raises(KdlabError, match="unknown load-test client"):
         run_loadtest(sessions=1, client="carrier-pigeon")

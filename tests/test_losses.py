@@ -1,4 +1,4 @@
-"""Tests for kdlab.losses: independent reference formulas, identities, T² scaling, validation."""
+"""Tests for kdlab.training.losses: independent reference formulas, identities, T² scaling, validation."""
 import math
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlab.errors import ConfigError
-from kdlab.losses import (
+from kdlab.base.errors import ConfigError
+from kdlab.training.losses import (
     LOSSES,
     LossOutput,
     cross_entropy,

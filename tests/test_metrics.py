@@ -1,4 +1,4 @@
-"""Tests for kdlab.metrics against hand computations on tiny tensors."""
+"""Tests for kdlab.training.metrics against hand computations on tiny tensors."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdlab.metrics import (
+from kdlab.training.metrics import (
     accuracy,
     agreement,
     confusion_matrix,

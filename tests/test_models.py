@@ -1,12 +1,12 @@
-"""Tests for kdlab.models: every ready-made spec on every input shape, counts by hand, malformed specs."""
+"""Tests for kdlab.training.models: every ready-made spec on every input shape, counts by hand, malformed specs."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from kdlab.errors import ConfigError
-from kdlab.models import (
+from kdlab.base.errors import ConfigError
+from kdlab.training.models import (
     SPEC_FORMS,
     build_model,
     count_params,

@@ -1,8 +1,8 @@
-"""kdlab.optim.FusedAdam takes exactly torch.optim.Adam's steps."""
+"""kdlab.training.optim.FusedAdam takes exactly torch.optim.Adam's steps."""
 import pytest
 import torch
 
-from kdlab.optim import FusedAdam
+from kdlab.training.optim import FusedAdam
 
 
 def _net():

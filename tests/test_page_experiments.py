@@ -57,7 +57,7 @@ def test_the_bias_slider_redraws_from_the_stored_curve(app, finish_jobs):
 
 
 def test_a_bad_request_shows_an_error_not_a_traceback(app, monkeypatch):
-    from kdlab.errors import ConfigError
+    from kdlab.base.errors import ConfigError
     from kdlab.ui import experiments_ui
 
     def refuse(*args, **kwargs):

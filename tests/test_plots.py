@@ -1,12 +1,11 @@
-"""kdlab.plots: figures carry the data they are given, in the app's fixed colours, as readable JSON."""
+"""kdlab.plots.figures: figures carry the data they are given, in the app's fixed colours, as readable JSON."""
 import json
 import math
 
 import numpy as np
 import pytest
 
-from kdlab import plots
-
+from kdlab.plots import figures as plots
 CLASSES = [str(i) for i in range(3)]
 
 

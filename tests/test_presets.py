@@ -1,12 +1,12 @@
-"""kdlab.presets: every preset is a valid, quick set-up and says what it is."""
+"""kdlab.runs.presets: every preset is a valid, quick set-up and says what it is."""
 import re
 
 import pytest
 
-from kdlab.distill import validate
-from kdlab.errors import ConfigError
-from kdlab.models import parse_spec
-from kdlab.presets import DEFAULT_PRESET, get_preset, preset_names
+from kdlab.runs.distill import validate
+from kdlab.base.errors import ConfigError
+from kdlab.training.models import parse_spec
+from kdlab.runs.presets import DEFAULT_PRESET, get_preset, preset_names
 
 
 @pytest.mark.parametrize("name", preset_names())

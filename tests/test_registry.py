@@ -1,10 +1,10 @@
-"""Tests for kdlab.registry, and that every registry of the package is wired to it."""
+"""Tests for kdlab.base.registry, and that every registry of the package is wired to it."""
 from __future__ import annotations
 
 import pytest
 
-from kdlab.errors import ConfigError
-from kdlab.registry import Registry
+from kdlab.base.errors import ConfigError
+from kdlab.base.registry import Registry
 
 
 @pytest.fixture(autouse=True)
@@ -60,9 +60,9 @@ def test_names_is_a_copy():
 
 
 @pytest.mark.parametrize("module, attr, some_name", [
-    ("kdlab.data", "DATASETS", "digits"),
-    ("kdlab.losses", "LOSSES", "hinton"),
-    ("kdlab.models", "ARCHITECTURES", "mlp"),
+    ("kdlab.data.dataset", "DATASETS", "digits"),
+    ("kdlab.training.losses", "LOSSES", "hinton"),
+    ("kdlab.training.models", "ARCHITECTURES", "mlp"),
 ])
 def test_package_registries(module, attr, some_name):
     import importlib

@@ -1,12 +1,12 @@
-"""kdlab.runstore: finished runs on disk; atomic, verified, capped, and never unpickled."""
+"""kdlab.stores.run_store: finished runs on disk; atomic, verified, capped, and never unpickled."""
 import json
 
 import pytest
 import torch
 from safetensors.torch import load as st_load
 
-from kdlab.config import DistillConfig, TrainConfig
-from kdlab.runstore import RunNotFound, RunStore, jsonable, record_from_result
+from kdlab.base.config import DistillConfig, TrainConfig
+from kdlab.stores.run_store import RunNotFound, RunStore, jsonable, record_from_result
 
 
 def _record(label="r"):
@@ -78,7 +78,7 @@ def test_jsonable_handles_tensors_and_non_finite_numbers():
 
 
 def test_record_from_a_real_run_is_json_ready(digits, torch_one_thread, kdlab_cache):
-    from kdlab.distill import run_distill
+    from kdlab.runs.distill import run_distill
 
     cfg = DistillConfig(teacher="mlp:32", student="mlp:8", train=TrainConfig(epochs=1),
                         teacher_train=TrainConfig(epochs=1))

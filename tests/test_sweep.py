@@ -1,9 +1,9 @@
-"""kdlab.sweep: the T x alpha x seed grid, its scratch reuse, stopping, pivot and CSV."""
+"""kdlab.runs.sweep: the T x alpha x seed grid, its scratch reuse, stopping, pivot and CSV."""
 import pytest
 
-from kdlab.config import DistillConfig, TrainConfig
-from kdlab.errors import ConfigError
-from kdlab.sweep import MAX_CELLS, grid, pivot, run_sweep, to_csv, validate_grid
+from kdlab.base.config import DistillConfig, TrainConfig
+from kdlab.base.errors import ConfigError
+from kdlab.runs.sweep import MAX_CELLS, grid, pivot, run_sweep, to_csv, validate_grid
 
 BASE = DistillConfig(teacher="mlp:32", student="mlp:8", train=TrainConfig(epochs=1, lr=3e-3),
                      teacher_train=TrainConfig(epochs=2))

@@ -1,4 +1,4 @@
-"""Tests for kdlab.teacher.get_teacher: memory -> disk -> train, once, under a lock; stopping; warnings."""
+"""Tests for kdlab.runs.teacher.get_teacher: memory -> disk -> train, once, under a lock; stopping; warnings."""
 from __future__ import annotations
 
 import threading
@@ -7,10 +7,10 @@ import time
 import pytest
 import torch
 
-from kdlab.cache import MemoryLRU, TeacherStore
-from kdlab.config import TeacherConfig, TrainConfig
-from kdlab.metrics import accuracy, predict_logits
-from kdlab.teacher import MEMORY, RunStopped, get_teacher
+from kdlab.stores.teacher_cache import MemoryLRU, TeacherStore
+from kdlab.base.config import TeacherConfig, TrainConfig
+from kdlab.training.metrics import accuracy, predict_logits
+from kdlab.runs.teacher import MEMORY, RunStopped, get_teacher
 
 # big enough that training clearly costs more than loading (~0.5 s vs ~10 ms), small enough for a unit test
 CONFIG = TeacherConfig(dataset="digits", arch="mlp:300", train=TrainConfig(epochs=10, lr=3e-3))
@@ -69,7 +69,7 @@ def test_same_seed_same_teacher(digits, tmp_path):
 
 
 def test_invalid_config_fails_before_any_work(digits, kdlab_cache):
-    from kdlab.errors import ConfigError
+    from kdlab.base.errors import ConfigError
 
     with pytest.raises(ConfigError):
         get_teacher(TeacherConfig(train=TrainConfig(epochs=0)), digits)

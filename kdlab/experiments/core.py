@@ -14,15 +14,15 @@ from typing import Any, Callable, Hashable
 
 import torch
 
-from kdlab.config import DistillConfig, TeacherConfig, TrainConfig, to_dict
+from kdlab.base.config import DistillConfig, TeacherConfig, TrainConfig, to_dict
 from kdlab.data import Dataset, load_dataset
-from kdlab.distill import ProgressFn, RunResult, StudentReport, run_distill, validate
-from kdlab.engine import Event
-from kdlab.errors import ConfigError, DataUnavailableError
-from kdlab.metrics import evaluate, with_bias
-from kdlab.models import validate_spec
-from kdlab.registry import Registry
-from kdlab.teacher import RunStopped
+from kdlab.runs.distill import ProgressFn, RunResult, StudentReport, run_distill, validate
+from kdlab.training.engine import Event
+from kdlab.base.errors import ConfigError, DataUnavailableError
+from kdlab.training.metrics import evaluate, with_bias
+from kdlab.training.models import validate_spec
+from kdlab.base.registry import Registry
+from kdlab.runs.teacher import RunStopped
 
 log = logging.getLogger(__name__)
 MAX_SEEDS = 20

@@ -6,9 +6,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Hashable
 
-from kdlab.config import to_dict
+from kdlab.base.config import to_dict
 from kdlab.data import Dataset
-from kdlab.distill import RunResult
+from kdlab.runs.distill import RunResult
 from kdlab.experiments.core import PAPER, Run, Settings, arm, count_errors, register, scratch_config, stats
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Hashable
 
 from kdlab.data import Dataset
-from kdlab.distill import RunResult
-from kdlab.errors import ConfigError
+from kdlab.runs.distill import RunResult
+from kdlab.base.errors import ConfigError
 from kdlab.experiments.core import (
     DIGITS_TEACHER, FASHION_TEACHER, PAPER, Run, Settings, arm, bias_curve, mean_lists, register, scratch_config,
 )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Hashable
 
 from kdlab.data import Dataset
-from kdlab.distill import RunResult
+from kdlab.runs.distill import RunResult
 from kdlab.experiments.core import DIGITS_TEACHER, Run, Settings, arm, register, scratch_config, stats_only
 
 

@@ -9,12 +9,12 @@ from typing import Any, Callable
 import pandas as pd
 import streamlit as st
 
-from kdlab import plots
-from kdlab.config import DistillConfig
+from kdlab.plots import figures as plots
+from kdlab.base.config import DistillConfig
 from kdlab.data import Dataset
-from kdlab.distill import run_distill
-from kdlab.jobs import Job
-from kdlab.runstore import record_from_result
+from kdlab.runs.distill import run_distill
+from kdlab.serve.jobs import Job
+from kdlab.stores.run_store import record_from_result
 from kdlab.ui import layout, live, resources, runner, settings, state
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from kdlab import experiment_plots as plots
-from kdlab.errors import DataUnavailableError
+from kdlab.plots import experiments as plots
+from kdlab.base.errors import DataUnavailableError
 from kdlab.experiments import EXPERIMENTS, experiment_names, run_experiment
-from kdlab.jobs import Job
+from kdlab.serve.jobs import Job
 from kdlab.ui import layout, resources, runner
 
 SLOT = "experiment"

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import streamlit as st
 
-from kdlab.errors import KdlabError
+from kdlab.base.errors import KdlabError
 from kdlab.ui import process, state
 
 # Material icons ship with Streamlit's frontend: they render even where no emoji font is installed.
@@ -55,7 +55,7 @@ def navigation(home, root: Path):
 
 
 def chart(fig, key: str, where=None) -> None:
-    """A Plotly figure with kdlab's own styling (kdlab.plots), not Streamlit's theme: large projector fonts."""
+    """A Plotly figure with kdlab's own styling (kdlab.plots.figures), not Streamlit's theme: large projector fonts."""
     (where or st).plotly_chart(fig, key=key, theme=None, config=CHART_CONFIG)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from kdlab.engine import Event
+from kdlab.training.engine import Event
 
 STUDENT_ROLES = ("distilled", "scratch")
 MAX_POINTS = 300  # per role in a stored run: enough for a smooth curve, small in JSON

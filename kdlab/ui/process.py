@@ -6,7 +6,7 @@ import importlib
 import logging
 import threading
 
-from kdlab.jobs import JobPool, default_workers
+from kdlab.serve.jobs import JobPool, default_workers
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -29,7 +29,7 @@ def init_process() -> None:
     global _threads_set
     with _lock:
         if not _threads_set:
-            from kdlab.threads import pin_threads  # imports torch: only now, not when the home page loads
+            from kdlab.training.threads import pin_threads  # imports torch: only now, not when the home page loads
 
             pin_threads(1)
             _threads_set = True

@@ -10,12 +10,12 @@ import dataclasses
 import math
 from typing import Any, Callable, Mapping
 
-from kdlab.config import DistillConfig
+from kdlab.base.config import DistillConfig
 from kdlab.data import dataset_names
-from kdlab.errors import ConfigError, KdlabError
-from kdlab.losses import loss_names, validate_loss_params
-from kdlab.models import validate_spec
-from kdlab.presets import DEFAULT_PRESET, get_preset
+from kdlab.base.errors import ConfigError, KdlabError
+from kdlab.training.losses import loss_names, validate_loss_params
+from kdlab.training.models import validate_spec
+from kdlab.runs.presets import DEFAULT_PRESET, get_preset
 
 # Widget bounds, shared with kdlab.ui.settings so a URL cannot ask for more than a widget allows.
 T_RANGE = (0.5, 30.0)

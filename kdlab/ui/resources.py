@@ -11,12 +11,12 @@ import threading
 import streamlit as st
 import torch
 
-from kdlab.cache import TeacherStore, teacher_key
-from kdlab.config import DistillConfig
+from kdlab.stores.teacher_cache import TeacherStore, teacher_key
+from kdlab.base.config import DistillConfig
 from kdlab.data import Dataset, load_dataset
-from kdlab.models import build_model, count_params
-from kdlab.runstore import RunStore
-from kdlab.teacher import MEMORY, Teacher, get_teacher
+from kdlab.training.models import build_model, count_params
+from kdlab.stores.run_store import RunStore
+from kdlab.runs.teacher import MEMORY, Teacher, get_teacher
 from kdlab.ui import process
 
 log = logging.getLogger(__name__)

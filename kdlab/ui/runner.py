@@ -17,8 +17,8 @@ import streamlit as st
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from kdlab.errors import KdlabError
-from kdlab.jobs import Job
+from kdlab.base.errors import KdlabError
+from kdlab.serve.jobs import Job
 from kdlab.ui import resources
 
 POLL_SECONDS = 0.5  # a running job: at most two redraws a second per watching session

@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from kdlab import plots
-from kdlab.errors import KdlabError
+from kdlab.plots import figures as plots
+from kdlab.base.errors import KdlabError
 from kdlab.ui import layout, resources, state
 
 

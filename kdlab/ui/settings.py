@@ -12,12 +12,12 @@ from typing import Any
 
 import streamlit as st
 
-from kdlab.config import DistillConfig, distill_from_dict
+from kdlab.base.config import DistillConfig, distill_from_dict
 from kdlab.data import Dataset, dataset_names
-from kdlab.distill import validate
-from kdlab.errors import KdlabError
-from kdlab.losses import loss_names
-from kdlab.models import model_names
+from kdlab.runs.distill import validate
+from kdlab.base.errors import KdlabError
+from kdlab.training.losses import loss_names
+from kdlab.training.models import model_names
 from kdlab.ui import query, resources, state
 
 MAX_PARAMS = 5_000_000  # per model; mlp:1200-1200 on MNIST has 2.4 M

@@ -9,8 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from kdlab.config import DistillConfig
-from kdlab.presets import DEFAULT_PRESET, get_preset
+from kdlab.base.config import DistillConfig
+from kdlab.runs.presets import DEFAULT_PRESET, get_preset
 
 LAB = "kd.lab"  # {"config": DistillConfig, "baseline": bool, "preset": str | None}
 RUNS = "kd.runs"  # this session's finished runs (records), newest first

@@ -7,11 +7,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from kdlab import plots
-from kdlab.config import to_dict
-from kdlab.errors import ConfigError
-from kdlab.jobs import Job
-from kdlab.sweep import MAX_CELLS, pivot, run_sweep, to_csv
+from kdlab.plots import figures as plots
+from kdlab.base.config import to_dict
+from kdlab.base.errors import ConfigError
+from kdlab.serve.jobs import Job
+from kdlab.runs.sweep import MAX_CELLS, pivot, run_sweep, to_csv
 from kdlab.ui import layout, runner, settings, state
 
 SLOT = "sweep"

@@ -9,11 +9,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from kdlab import plots
+from kdlab.plots import figures as plots
 from kdlab.data import Dataset
-from kdlab.jobs import Job
-from kdlab.losses import entropy, soft_targets
-from kdlab.teacher import Teacher, get_teacher
+from kdlab.serve.jobs import Job
+from kdlab.training.losses import entropy, soft_targets
+from kdlab.runs.teacher import Teacher, get_teacher
 from kdlab.ui import layout, resources, runner, settings, state
 
 SLOT = "teacher"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from kdlab.config import TeacherConfig, TrainConfig
+from kdlab.base.config import TeacherConfig, TrainConfig
 from kdlab.data import Dataset
 
 CONFIG = TeacherConfig(dataset="synthetic-blobs", arch="mlp:16", train=TrainConfig(epochs=3, lr=1e-2, batch_size=64))
@@ -38,7 +38,7 @@ def synthetic_dataset() -> Dataset:
 
 
 def _get(outdir: Path, n_procs: int) -> None:
-    from kdlab.teacher import get_teacher
+    from kdlab.runs.teacher import get_teacher
 
     data = synthetic_dataset()
     (outdir / f"ready-{os.getpid()}").touch()
@@ -58,8 +58,8 @@ def _get(outdir: Path, n_procs: int) -> None:
 
 
 def _die_writing(outdir: Path) -> None:
-    from kdlab import atomic
-    from kdlab.teacher import get_teacher
+    from kdlab.stores import atomic
+    from kdlab.runs.teacher import get_teacher
 
     real = atomic.write_synced
 
@@ -77,7 +77,7 @@ def _full_disk() -> None:
     import resource
     import signal
 
-    from kdlab.teacher import get_teacher
+    from kdlab.runs.teacher import get_teacher
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then a write past the limit fails with EFBIG, not a signal
     resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # the logits alone are 2 KiB

@@ -31,8 +31,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from kdlab.atomic import verified_bytes, write_folder
-from kdlab.config import TeacherConfig, to_dict
+from kdlab.stores.atomic import verified_bytes, write_folder
+from kdlab.base.config import TeacherConfig, to_dict
 
 log = logging.getLogger(__name__)
 

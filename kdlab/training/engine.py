@@ -16,12 +16,12 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from kdlab.config import TrainConfig
-from kdlab.errors import ConfigError, TrainingDivergedError
-from kdlab.metrics import accuracy, agreement, predict_logits
-from kdlab.models import macs_per_example
-from kdlab.optim import FusedAdam
-from kdlab.threads import auto_threads
+from kdlab.base.config import TrainConfig
+from kdlab.base.errors import ConfigError, TrainingDivergedError
+from kdlab.training.metrics import accuracy, agreement, predict_logits
+from kdlab.training.models import macs_per_example
+from kdlab.training.optim import FusedAdam
+from kdlab.training.threads import auto_threads
 
 LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], "object"]
 STEP_EVENTS_PER_EPOCH = 20  # enough for a smooth live curve; more only costs the UI redraws

@@ -9,15 +9,15 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from kdlab.cache import TeacherStore
-from kdlab.config import DistillConfig, to_dict
+from kdlab.stores.teacher_cache import TeacherStore
+from kdlab.base.config import DistillConfig, to_dict
 from kdlab.data import DATASETS, Dataset, load_dataset
-from kdlab.engine import Event, Split, resolve_device, train
-from kdlab.errors import ConfigError
-from kdlab.losses import make_loss, validate_loss_params
-from kdlab.metrics import evaluate, latency_per_example, predict_logits, with_bias
-from kdlab.models import build_model, count_params, macs_per_example, validate_spec
-from kdlab.teacher import RunStopped, Teacher, get_teacher
+from kdlab.training.engine import Event, Split, resolve_device, train
+from kdlab.base.errors import ConfigError
+from kdlab.training.losses import make_loss, validate_loss_params
+from kdlab.training.metrics import evaluate, latency_per_example, predict_logits, with_bias
+from kdlab.training.models import build_model, count_params, macs_per_example, validate_spec
+from kdlab.runs.teacher import RunStopped, Teacher, get_teacher
 
 ProgressFn = Callable[[str, Event], None]  # (role, event); role is "teacher", "distilled" or "scratch"
 

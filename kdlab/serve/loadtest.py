@@ -1,6 +1,6 @@
 """``kdlab loadtest``: N sessions run the default digits preset on one real server at once.
 
-Two clients. ``--client ws`` (the default, kdlab.loadtest_ws) speaks Streamlit's websocket protocol
+Two clients. ``--client ws`` (the default, kdlab.serve.loadtest_ws) speaks Streamlit's websocket protocol
 directly, one connection per session and no browser, so the numbers are the server's own. ``--client
 browser``: one headless Chromium (Debian's) with N tabs: each tab has its own websocket and so is its own
 Streamlit session (tabs of one browser context share the HTTP and code caches, as a real browser's tabs
@@ -23,8 +23,8 @@ from typing import Any
 
 import psutil
 
-from kdlab.errors import KdlabError
-from kdlab.server import CHROMIUM, CHROMIUM_ARGS, running_server
+from kdlab.base.errors import KdlabError
+from kdlab.serve.server import CHROMIUM, CHROMIUM_ARGS, running_server
 
 MAX_SESSIONS = 500  # each session holds a websocket (or a browser tab) and a pool job
 DISTILL_PATH = "/Distill"
@@ -101,7 +101,7 @@ CLIENTS = ("ws", "browser")
 
 def run_loadtest(sessions: int = 30, timeout: float = 600.0, quiet: bool = False,
                  client: str = "ws") -> dict[str, Any]:
-    """``client="ws"`` speaks Streamlit's websocket protocol (kdlab.loadtest_ws): it measures the server alone;
+    """``client="ws"`` speaks Streamlit's websocket protocol (kdlab.serve.loadtest_ws): it measures the server alone;
     ``"browser"`` drives Chromium tabs, whose rendering shares the cores with the server."""
     if client not in CLIENTS:
         raise KdlabError(f"unknown load-test client {client!r}; choose one of {', '.join(CLIENTS)}")
@@ -116,7 +116,7 @@ def run_loadtest(sessions: int = 30, timeout: float = 600.0, quiet: bool = False
         say(f"server at {server.url}; {sessions} {client} sessions ...")
         t0 = time.monotonic()
         if client == "ws":
-            from kdlab.loadtest_ws import drive
+            from kdlab.serve.loadtest_ws import drive
         else:
             drive = _drive
         outcomes = asyncio.run(drive(server.url, sessions, timeout))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
 
-from kdlab.errors import ConfigError
+from kdlab.base.errors import ConfigError
 
 T = TypeVar("T")
 

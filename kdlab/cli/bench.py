@@ -22,14 +22,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset as TorchDataset
 
-from kdlab.cache import TeacherStore
-from kdlab.config import TeacherConfig, TrainConfig
+from kdlab.stores.teacher_cache import TeacherStore
+from kdlab.base.config import TeacherConfig, TrainConfig
 from kdlab.data import load_dataset
-from kdlab.engine import Split, train
-from kdlab.losses import make_loss
-from kdlab.models import build_model, macs_per_example
-from kdlab.threads import auto_threads
-from kdlab.teacher import MEMORY, get_teacher
+from kdlab.training.engine import Split, train
+from kdlab.training.losses import make_loss
+from kdlab.training.models import build_model, macs_per_example
+from kdlab.training.threads import auto_threads
+from kdlab.runs.teacher import MEMORY, get_teacher
 
 STUDENT, TEACHER, BATCH = "mlp:100", "mlp:1200-1200", 128
 TEACHER_TRAIN = TrainConfig(epochs=10)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kdlab.config import DistillConfig, TrainConfig
-from kdlab.registry import Registry
+from kdlab.base.config import DistillConfig, TrainConfig
+from kdlab.base.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,13 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from kdlab.atomic import verified_bytes, write_folder
-from kdlab.cache import cache_root
-from kdlab.config import to_dict
-from kdlab.errors import KdlabError
+from kdlab.stores.atomic import verified_bytes, write_folder
+from kdlab.stores.teacher_cache import cache_root
+from kdlab.base.config import to_dict
+from kdlab.base.errors import KdlabError
 
 if TYPE_CHECKING:
-    from kdlab.distill import RunResult, StudentReport
+    from kdlab.runs.distill import RunResult, StudentReport
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -139,7 +139,7 @@ class RunStore:
 
 def record_from_result(result: "RunResult", curves: dict[str, Any] | None = None) -> dict[str, Any]:
     """A compact, JSON-ready summary of a run: what the pages draw and the Runs page lists."""
-    from kdlab.metrics import evaluate, latency_per_example
+    from kdlab.training.metrics import evaluate, latency_per_example
 
     data, t, cfg = result.dataset, result.teacher, result.config
     ev = evaluate(t.test_logits, data.y_test, data.num_classes)

@@ -30,8 +30,8 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from kdlab.errors import ConfigError
-from kdlab.registry import Registry
+from kdlab.base.errors import ConfigError
+from kdlab.base.registry import Registry
 
 Tensor = torch.Tensor
 

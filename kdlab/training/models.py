@@ -17,8 +17,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from kdlab.errors import ConfigError
-from kdlab.registry import Registry
+from kdlab.base.errors import ConfigError
+from kdlab.base.registry import Registry
 
 SPEC_FORMS = "linear, mlp:<width>[-<width>...] (e.g. mlp:1200-1200), cnn:small, cnn:medium; optional :dropout=<0..0.9>"
 MAX_WIDTH = 8192  # bounds memory for specs typed into a UI or URL

@@ -8,8 +8,8 @@ import logging
 import sys
 from typing import Any, Callable
 
-from kdlab.config import DistillConfig, TeacherConfig, TrainConfig
-from kdlab.errors import KdlabError
+from kdlab.base.config import DistillConfig, TeacherConfig, TrainConfig
+from kdlab.base.errors import KdlabError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {}
 
@@ -117,8 +117,8 @@ def distill_config(a: argparse.Namespace) -> DistillConfig:
 @command("teacher")
 def _teacher(a: argparse.Namespace) -> dict[str, Any]:
     from kdlab.data import load_dataset
-    from kdlab.progress import Bars
-    from kdlab.teacher import get_teacher
+    from kdlab.cli.progress import Bars
+    from kdlab.runs.teacher import get_teacher
     import time
 
     cfg = TeacherConfig(dataset=a.dataset, arch=a.arch, train=train_config(a))
@@ -134,8 +134,8 @@ def _teacher(a: argparse.Namespace) -> dict[str, Any]:
 
 @command("distill")
 def _distill(a: argparse.Namespace) -> dict[str, Any]:
-    from kdlab.distill import run_distill
-    from kdlab.progress import Bars
+    from kdlab.runs.distill import run_distill
+    from kdlab.cli.progress import Bars
 
     with Bars(disable=a.quiet) as bars:
         result = run_distill(distill_config(a), baseline=a.baseline, data_dir=a.data_dir,
@@ -145,7 +145,7 @@ def _distill(a: argparse.Namespace) -> dict[str, Any]:
 
 @command("bench")
 def _bench(a: argparse.Namespace) -> dict[str, Any]:
-    from kdlab.bench import run_bench
+    from kdlab.cli.bench import run_bench
 
     return run_bench(dataset=a.dataset, data_dir=a.data_dir, repeats=a.repeats, quiet=a.quiet)
 
@@ -153,7 +153,7 @@ def _bench(a: argparse.Namespace) -> dict[str, Any]:
 @command("experiment")
 def _experiment(a: argparse.Namespace) -> dict[str, Any]:
     from kdlab.experiments import run_experiment
-    from kdlab.progress import Bars
+    from kdlab.cli.progress import Bars
 
     with Bars(disable=a.quiet) as bars:
         return run_experiment(a.name, dataset=a.dataset, seeds=a.seeds, data_dir=a.data_dir,
@@ -162,14 +162,14 @@ def _experiment(a: argparse.Namespace) -> dict[str, Any]:
 
 @command("loadtest")
 def _loadtest(a: argparse.Namespace) -> dict[str, Any]:
-    from kdlab.loadtest import run_loadtest
+    from kdlab.serve.loadtest import run_loadtest
 
     return run_loadtest(sessions=a.sessions, timeout=a.timeout, quiet=a.quiet, client=a.client)
 
 
 @command("cache")
 def _cache(a: argparse.Namespace) -> dict[str, Any]:
-    from kdlab.cache import TeacherStore
+    from kdlab.stores.teacher_cache import TeacherStore
 
     store = TeacherStore()
     if a.action == "clear":

@@ -1,12 +1,12 @@
 """Plotly figures of an experiment report (the dict ``kdlab.experiments.run_experiment`` returns). Report in,
-figure out; no Streamlit. Colours and fonts follow ``kdlab.plots`` so a role looks the same everywhere."""
+figure out; no Streamlit. Colours and fonts follow ``kdlab.plots.figures`` so a role looks the same everywhere."""
 from __future__ import annotations
 
 from typing import Any
 
 import plotly.graph_objects as go
 
-from kdlab.plots import FONT, ROLE_COLORS, RUN_COLORS, class_color
+from kdlab.plots.figures import FONT, ROLE_COLORS, RUN_COLORS, class_color
 
 Report = dict[str, Any]
 PAPER_COLOR = "#999999"

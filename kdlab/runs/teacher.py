@@ -13,14 +13,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from kdlab.cache import MemoryLRU, TeacherStore, decide, teacher_key
-from kdlab.config import TeacherConfig, to_dict
+from kdlab.stores.teacher_cache import MemoryLRU, TeacherStore, decide, teacher_key
+from kdlab.base.config import TeacherConfig, to_dict
 from kdlab.data import Dataset
-from kdlab.engine import Event, Split, train
-from kdlab.errors import KdlabError
-from kdlab.losses import make_loss
-from kdlab.metrics import accuracy, predict_logits
-from kdlab.models import build_model, count_params
+from kdlab.training.engine import Event, Split, train
+from kdlab.base.errors import KdlabError
+from kdlab.training.losses import make_loss
+from kdlab.training.metrics import accuracy, predict_logits
+from kdlab.training.models import build_model, count_params
 
 log = logging.getLogger(__name__)
 MEMORY = MemoryLRU(capacity=8)  # process-wide: every session of a Streamlit server shares these teachers

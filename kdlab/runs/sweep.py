@@ -13,11 +13,11 @@ import math
 import statistics
 from typing import Any, Callable, Sequence
 
-from kdlab.config import DistillConfig
+from kdlab.base.config import DistillConfig
 from kdlab.data import Dataset
-from kdlab.distill import run_distill, validate
-from kdlab.errors import ConfigError
-from kdlab.teacher import RunStopped
+from kdlab.runs.distill import run_distill, validate
+from kdlab.base.errors import ConfigError
+from kdlab.runs.teacher import RunStopped
 
 MAX_CELLS = 60  # a sweep is one job on one worker: bound its length
 COLUMNS = ("temperature", "alpha", "seed", "student_accuracy", "scratch_accuracy", "gain", "agreement", "seconds")

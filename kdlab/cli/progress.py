@@ -5,7 +5,7 @@ import sys
 
 from tqdm import tqdm
 
-from kdlab.engine import Event
+from kdlab.training.engine import Event
 
 
 class Bars:

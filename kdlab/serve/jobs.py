@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from kdlab.errors import KdlabError
+from kdlab.base.errors import KdlabError
 
 log = logging.getLogger(__name__)
 MAX_EVENTS = 5_000  # per job: bounds memory however long a run's history grows

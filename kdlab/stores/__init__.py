@@ -1,0 +1,1 @@
+"""Layer 2, what is kept on disk: atomic folders, the teacher cache and the run store."""
