@@ -85,7 +85,7 @@ def test_key_is_stable():
 
 
 ALTERNATIVES = {"epochs": 7, "batch_size": 64, "lr": 2e-3, "optimizer": "sgd", "momentum": 0.5,
-                "weight_decay": 1e-4, "schedule": "step", "seed": 1}
+                "weight_decay": 1e-4, "schedule": "step", "seed": 1, "steps": 500}
 IRRELEVANT = {"device": "cuda", "max_seconds": 5.0}
 
 

@@ -172,7 +172,7 @@ def test_step_events_are_throttled_on_large_sets(digits):
     total = events[-1].total_steps
     n_step = sum(e.kind == "step" for e in events)
     assert total == math.ceil(len(digits.x_train) / 8)
-    assert engine.STEP_EVENTS_PER_EPOCH <= n_step <= 2 * engine.STEP_EVENTS_PER_EPOCH + 1
+    assert n_step == total // max(1, total // engine.MAX_STEP_EVENTS)
 
 
 def test_agreement_is_reported_with_teacher_logits(digits):
@@ -346,3 +346,42 @@ def test_training_without_a_test_split(digits):
 def test_cuda_without_a_gpu_is_a_config_error(digits, device):
     with pytest.raises(ConfigError, match="CUDA"):
         run(fresh(digits), digits, device=device)
+
+
+# ------------------------------------------------------------------------------------------------- budgets
+
+
+def test_a_step_budget_fixes_the_optimizer_steps_whatever_the_set_size(digits):
+    small = Split(digits.x_train[:50], digits.y_train[:50])  # 2 steps per epoch at batch 32
+    events = run(fresh(digits), digits, split=small, steps=25, batch_size=32, epochs=1)
+    done = events[-1]
+    assert done.step == done.total_steps == 25 and done.reason == "completed"
+    assert engine.planned_steps(50, TrainConfig(steps=25, batch_size=32)) == (2, 25, 13)
+    assert done.history[-1]["epoch"] == 13 and done.history[-1]["step"] == 25  # the last epoch was partial
+
+
+def test_evaluations_are_bounded_on_long_step_budgets(digits):
+    tiny = Split(digits.x_train[:8], digits.y_train[:8])  # one step per epoch: 400 epochs
+    events = run(fresh(digits), digits, split=tiny, steps=400, batch_size=8)
+    evals = [e for e in events if e.kind == "epoch"]
+    assert len(evals) == engine.MAX_EVALUATIONS and evals[-1].epoch == 400
+    assert sum(e.kind == "step" for e in events) == engine.MAX_STEP_EVENTS
+
+
+def test_step_events_are_window_means_without_epoch_cliffs(digits):
+    loss_by_step = {}
+    for e in run(fresh(digits), digits, epochs=3, batch_size=100, lr=1e-2):  # 15 steps an epoch, one event each
+        if e.kind == "step":
+            loss_by_step[e.step] = e.metrics["train_loss"]
+    # an epoch's running mean would carry the high early losses into the epoch's last step; a window does not
+    first_epoch = [loss_by_step[s] for s in range(1, 16)]
+    assert loss_by_step[15] < sum(first_epoch) / 15 and loss_by_step[16] < loss_by_step[1]
+
+
+def test_a_stop_mid_epoch_keeps_that_epoch_evaluated(digits):
+    steps = iter(range(10_000))
+    events = run(fresh(digits), digits, epochs=5, batch_size=100, should_stop=lambda: next(steps) >= 20)
+    done = events[-1]
+    assert done.reason == "stopped" and done.step == 20
+    assert [h["epoch"] for h in done.history] == [1, 2] and done.history[-1]["step"] == 20
+    assert "test_accuracy" in done.history[-1]

@@ -21,7 +21,8 @@ SCHEDULES = ("constant", "cosine", "step")
 class TrainConfig:
     """How one network is trained. The defaults suit the small MLPs of the lab on CPU."""
 
-    epochs: int = 5
+    epochs: int = 5  # the budget in passes over the training set, unless ``steps`` is set
+    steps: int | None = None  # the budget in optimizer steps; a small transfer set then trains as long as a large one
     batch_size: int = 128  # Hinton 2015 and most tutorials; small enough for noisy-but-fast SGD on 2 cores
     lr: float = 1e-3  # Adam's usual step; SGD wants ~0.05-0.1
     optimizer: str = "adam"
@@ -34,6 +35,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         _check_int("epochs", self.epochs, 1, 10_000)
+        if self.steps is not None:
+            _check_int("steps", self.steps, 1, 1_000_000)
         _check_int("batch_size", self.batch_size, 1, 1_000_000)
         _check_float("lr", self.lr, 0.0, 10.0, low_open=True)
         _check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)

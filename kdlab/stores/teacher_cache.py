@@ -52,6 +52,8 @@ def teacher_key(cfg: TeacherConfig) -> str:
     train = to_dict(cfg.train)
     for irrelevant in ("device", "max_seconds"):
         train.pop(irrelevant)
+    if train["steps"] is None:  # an epoch budget: keys made before step budgets existed stay valid
+        del train["steps"]
     ident = {"format": FORMAT_VERSION, "dataset": cfg.dataset, "arch": cfg.arch, "train": train}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -24,7 +24,8 @@ from kdlab.training.optim import FusedAdam
 from kdlab.training.threads import auto_threads
 
 LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], "object"]
-STEP_EVENTS_PER_EPOCH = 20  # enough for a smooth live curve; more only costs the UI redraws
+MAX_STEP_EVENTS = 200  # per run: enough for a smooth live curve; more only costs the UI redraws
+MAX_EVALUATIONS = 50  # per run: test metrics (a full pass over the test split) at most this often
 
 
 @dataclass
@@ -72,31 +73,45 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
     return cfg.lr
 
 
+def planned_steps(n_examples: int, cfg: TrainConfig) -> tuple[int, int, int]:
+    """(steps per epoch, total optimizer steps, epochs) of a run over ``n_examples``: ``cfg.steps`` when set,
+    else ``cfg.epochs`` passes; the last epoch of a step budget may be partial."""
+    per_epoch = max(1, math.ceil(n_examples / cfg.batch_size))
+    total = cfg.steps if cfg.steps is not None else per_epoch * cfg.epochs
+    return per_epoch, total, math.ceil(total / per_epoch)
+
+
 def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, test: Split | None = None,
           should_stop: Callable[[], bool] | None = None) -> Iterator[Event]:
     """Train ``model`` in place, yielding step, epoch and a final done event.
 
-    Stops early, still yielding "done", when ``should_stop()`` turns true (checked every step) or when
-    ``cfg.max_seconds`` has passed. Raises TrainingDivergedError on a non-finite loss.
+    Step events carry the means over the steps since the previous step event (so a curve of them has no
+    cliffs at epoch boundaries); epoch events carry the epoch's means plus the test metrics and come at most
+    ``MAX_EVALUATIONS`` times (a 1 000-step budget on 50 images is 500 epochs). Stops early, still yielding
+    "done", when ``should_stop()`` turns true (checked every step) or when ``cfg.max_seconds`` has passed;
+    the epoch it stopped in is then evaluated, so what was learnt is kept. Raises TrainingDivergedError on a
+    non-finite loss.
     """
     device = resolve_device(cfg.device)
     model.to(device)
     if device.type == "cpu":
         auto_threads(macs_per_example(model, tuple(data.x.shape[1:])), cfg.batch_size)
     n = len(data.x)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    log_every = max(1, steps_per_epoch // STEP_EVENTS_PER_EPOCH)
+    _, total_steps, epochs = planned_steps(n, cfg)
+    log_every = max(1, total_steps // MAX_STEP_EVENTS)
+    eval_every = max(1, math.ceil(epochs / MAX_EVALUATIONS))
     optimizer = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)  # own generator: the order does not depend on global state
     deadline = time.monotonic() + cfg.max_seconds
     history: list[dict[str, float]] = []
     step, reason, t0 = 0, "completed", time.perf_counter()
 
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
-        running = _Running()
+        window, whole = _Running(), _Running()
         for idx in torch.randperm(n, generator=gen).split(cfg.batch_size):
+            if step == total_steps:
+                break
             if should_stop is not None and should_stop():
                 reason = "stopped"
             elif time.monotonic() > deadline:
@@ -106,17 +121,21 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
             _set_lr(optimizer, lr_at(cfg, step, total_steps))
             out, logits, y = _train_step(model, optimizer, loss_fn, data, idx, device, cfg)
             step += 1
-            running.add(out, logits, y)
+            window.add(out, logits, y)
             if step % log_every == 0:
-                yield Event("step", epoch, step, total_steps, running.means())
-        if reason != "completed" and running.count == 0:
+                yield Event("step", epoch, step, total_steps, window.means())
+                window = whole.absorb(window)
+        whole.absorb(window)
+        if whole.count == 0:  # stopped before this epoch's first step
             break
-        metrics = running.means() | _test_metrics(model, test, device) | {"seconds": time.perf_counter() - t0}
-        history.append({"epoch": epoch, **metrics})
-        yield Event("epoch", epoch, step, total_steps, metrics, list(history))
+        if reason != "completed" or epoch % eval_every == 0 or epoch == epochs:
+            metrics = whole.means() | _test_metrics(model, test, device) | {"seconds": time.perf_counter() - t0}
+            history.append({"epoch": epoch, "step": step, **metrics})
+            yield Event("epoch", epoch, step, total_steps, metrics, list(history))
         if reason != "completed":
             break
-    yield Event("done", len(history), step, total_steps, history[-1] if history else {}, history, reason)
+    yield Event("done", history[-1]["epoch"] if history else 0, step, total_steps,
+                history[-1] if history else {}, history, reason)
 
 
 def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer | FusedAdam, loss_fn: LossFn, data: Split,
@@ -155,7 +174,7 @@ def _test_metrics(model: nn.Module, test: Split | None, device: torch.device) ->
 
 
 class _Running:
-    """Running means of the loss parts and the training accuracy over one epoch.
+    """Sums of the loss parts and the training accuracy over some steps (a window, or an epoch).
 
     The sums stay one tensor, so a step costs one stack and two adds, no Python-float conversion;
     ``means()`` converts."""
@@ -169,14 +188,25 @@ class _Running:
 
     def add(self, out, logits: torch.Tensor, y: torch.Tensor | None) -> None:
         values = torch.stack([out.total, *out.parts.values()]).detach()  # (1 + parts,), no graph kept
-        if self.count == 0:
-            self.names, self.sums = ("train_loss", *out.parts), values
-        else:
-            self.sums += values
-        self.count += 1
+        self._add_sums(("train_loss", *out.parts), values, 1)
         if y is not None:
             self.correct += (logits.argmax(1) == y).sum().cpu()
             self.seen += len(y)
+
+    def absorb(self, other: "_Running") -> "_Running":
+        """Add ``other``'s sums to this one's; returns a fresh, empty window."""
+        if other.count:
+            self._add_sums(other.names, other.sums, other.count)
+            self.correct += other.correct
+            self.seen += other.seen
+        return _Running()
+
+    def _add_sums(self, names: tuple[str, ...], sums: torch.Tensor, count: int) -> None:
+        if self.count == 0:
+            self.names, self.sums = names, sums.clone()
+        else:
+            self.sums += sums
+        self.count += count
 
     def means(self) -> dict[str, float]:
         m = dict(zip(self.names, (self.sums / max(1, self.count)).tolist()))
