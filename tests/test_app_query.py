@@ -10,8 +10,8 @@ DEFAULT = get_preset(DEFAULT_PRESET)
 @pytest.mark.parametrize("name", preset_names())
 def test_every_preset_round_trips_through_the_url(name):
     p = get_preset(name)
-    cfg, baseline, notices = from_params(to_params(p.config, p.baseline), DEFAULT.config, True)
-    assert not notices and to_params(cfg, baseline) == to_params(p.config, p.baseline)
+    cfg, baseline, notices = from_params(to_params(p.config, p.scratch), DEFAULT.config, True)
+    assert not notices and to_params(cfg, baseline) == to_params(p.config, p.scratch)
 
 
 def test_partial_params_keep_the_rest_of_the_base():

@@ -66,7 +66,7 @@ def test_distill_json_contract_and_cached_second_run(capsys):
     code, out, err = cli(capsys, *argv)  # progress bars on: they must stay on stderr
     assert code == 0, err
     first = one_json_object(out)
-    assert set(first) == {"config", "teacher", "student", "baseline"}
+    assert set(first) == {"config", "teacher", "student", "scratch", "baseline"}
     assert {"source", "test_accuracy", "params", "seconds"} <= set(first["teacher"])
     assert first["teacher"]["source"] == "trained"
     assert first["teacher"]["test_accuracy"] > 0.95

@@ -53,15 +53,15 @@ class Spy:
 
 
 def run(cfg=CFG, **kw):
-    kw.setdefault("baseline", True)
+    kw.setdefault("scratch", True)
     return distill.run_distill(cfg, **kw)
 
 
-def test_distill_with_baseline(digits, store, monkeypatch):
+def test_distill_with_scratch_twin(digits, store, monkeypatch):
     spy = Spy(monkeypatch)
     progress = []
     result = run(store=store, data=digits, on_progress=lambda role, e: progress.append((role, e)))
-    s, b = result.student, result.baseline
+    s, b = result.distilled, result.scratch
     assert (s.role, b.role) == ("distilled", "scratch")
     assert s.reason == b.reason == "completed"
     assert s.test_accuracy > 0.85 and b.test_accuracy > 0.8
@@ -83,7 +83,8 @@ def test_distill_with_baseline(digits, store, monkeypatch):
 def test_summary_is_the_json_contract(digits, store):
     result = run(store=store, data=digits)
     summary = json.loads(json.dumps(result.summary(), allow_nan=False))  # strict JSON: no NaN, no tensors
-    assert set(summary) == {"config", "teacher", "student", "baseline"}
+    assert set(summary) == {"config", "teacher", "student", "scratch", "baseline"}
+    assert summary["baseline"] == summary["scratch"]  # the old name stays readable
     assert {"source", "test_accuracy", "params", "seconds"} <= set(summary["teacher"])
     assert summary["teacher"]["source"] in ("trained", "cache")
     for role in ("student", "baseline"):
@@ -97,19 +98,19 @@ def test_summary_is_the_json_contract(digits, store):
         assert isinstance(part["params"], int) and part["seconds"] > 0
     assert 0.0 <= summary["teacher"]["test_accuracy"] <= 1.0
     assert distill_from_dict(summary["config"]) == CFG  # the report says exactly what was run
-    assert "baseline" not in run(store=store, data=digits, baseline=False).summary()
+    assert "baseline" not in run(store=store, data=digits, scratch=False).summary()
 
 
 def test_teacher_source_and_seconds(digits, tmp_path):
     store = TeacherStore(tmp_path / "fresh")
-    first = run(store=store, data=digits, baseline=False).summary()["teacher"]
+    first = run(store=store, data=digits, scratch=False).summary()["teacher"]
     assert first["source"] == "trained"
-    second = run(store=store, data=digits, baseline=False).summary()["teacher"]
+    second = run(store=store, data=digits, scratch=False).summary()["teacher"]
     assert second["source"] == "cache" and second["key"] == first["key"]  # the contract: trained | cache
     from kdlab.runs.teacher import MEMORY
 
     MEMORY.clear()
-    third = run(store=store, data=digits, baseline=False).summary()["teacher"]
+    third = run(store=store, data=digits, scratch=False).summary()["teacher"]
     assert third["source"] == "cache" and third["test_accuracy"] == first["test_accuracy"]
     assert third["seconds"] < first["seconds"]
 
@@ -120,7 +121,7 @@ def test_transfer_size(digits, store, monkeypatch):
     distilled, scratch = spy.splits
     assert len(distilled.x) == len(scratch.x) == 100
     assert torch.equal(distilled.x, scratch.x)  # the baseline gets the same data
-    assert result.student.reason == "completed"
+    assert result.distilled.reason == "completed"
     # the teacher logits still line up with their images: the teacher's predictions on them are its own
     teacher = result.teacher
     from kdlab.training.metrics import predict_logits
@@ -135,8 +136,8 @@ def test_omit_classes(digits, store, monkeypatch):
     assert 3 not in distilled.y.tolist() and 3 not in scratch.y.tolist()
     assert len(distilled.y) == int((digits.y_train != 3).sum())
     # a student that never saw a 3 with its label cannot name one; the teacher's soft targets still hint
-    assert result.baseline.per_class_accuracy[3] < 0.2
-    assert len(result.student.per_class_accuracy) == 10  # still scored on every class
+    assert result.scratch.per_class_accuracy[3] < 0.2
+    assert len(result.distilled.per_class_accuracy) == 10  # still scored on every class
 
 
 def test_unlabelled_transfer_set(digits, store, monkeypatch):
@@ -145,20 +146,20 @@ def test_unlabelled_transfer_set(digits, store, monkeypatch):
     distilled, scratch = spy.splits
     assert distilled.y is None and distilled.teacher_logits is not None
     assert scratch.y is not None  # the baseline is trained on labels, as always
-    assert all(h["hard"] == 0 for h in result.student.history)
-    assert result.student.agreement > 0.8
+    assert all(h["hard"] == 0 for h in result.distilled.history)
+    assert result.distilled.agreement > 0.8
     json.dumps(result.summary(), allow_nan=False)
 
 
 def test_eval_bias_only_changes_evaluation(digits, store):
-    plain = run(store=store, data=digits, baseline=False)
-    biased = run(CFG.replace(eval_bias=((3, 100.0),)), store=store, data=digits, baseline=False)
+    plain = run(store=store, data=digits, scratch=False)
+    biased = run(CFG.replace(eval_bias=((3, 100.0),)), store=store, data=digits, scratch=False)
     strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]  # noqa: E731
-    assert strip(biased.student.history) == strip(plain.student.history)  # training is untouched
-    assert (biased.student.test_logits.argmax(1) == 3).all()
-    assert biased.student.per_class_accuracy[3] == 1.0
-    assert biased.student.test_accuracy == pytest.approx(float((digits.y_test == 3).float().mean()))
-    assert torch.allclose(biased.student.test_logits[:, 3] - 100.0, plain.student.test_logits[:, 3], atol=1e-4)
+    assert strip(biased.distilled.history) == strip(plain.distilled.history)  # training is untouched
+    assert (biased.distilled.test_logits.argmax(1) == 3).all()
+    assert biased.distilled.per_class_accuracy[3] == 1.0
+    assert biased.distilled.test_accuracy == pytest.approx(float((digits.y_test == 3).float().mean()))
+    assert torch.allclose(biased.distilled.test_logits[:, 3] - 100.0, plain.distilled.test_logits[:, 3], atol=1e-4)
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -198,7 +199,7 @@ def test_cuda_without_a_gpu_fails_before_any_work():
 
 
 def test_stopped_before_an_epoch_is_run_stopped(digits, store):
-    run(store=store, data=digits, baseline=False)  # make sure the teacher is cached: the stop hits the student
+    run(store=store, data=digits, scratch=False)  # make sure the teacher is cached: the stop hits the student
     with pytest.raises(RunStopped, match="distilled"):
         run(store=store, data=digits, should_stop=lambda: True)
 
@@ -206,16 +207,16 @@ def test_stopped_before_an_epoch_is_run_stopped(digits, store):
 def test_stopped_after_an_epoch_reports_it(digits, store):
     calls = []
     steps_per_epoch = math.ceil(len(digits.x_train) / 128)
-    run(store=store, data=digits, baseline=False)
-    result = run(store=store, data=digits, baseline=False,
+    run(store=store, data=digits, scratch=False)
+    result = run(store=store, data=digits, scratch=False,
                  should_stop=lambda: calls.append(1) or len(calls) > steps_per_epoch + 2)
-    assert result.student.reason == "stopped" and len(result.student.history) == 2
+    assert result.distilled.reason == "stopped" and len(result.distilled.history) == 2
 
 
 def test_unwritable_cache_run_completes_with_a_warning(digits, tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("KDLAB_CACHE_DIR", str(blocker / "cache"))
-    result = run(CFG.replace(teacher="mlp:48"), data=digits, baseline=False)
+    result = run(CFG.replace(teacher="mlp:48"), data=digits, scratch=False)
     assert result.teacher.source == "trained" and result.teacher.warnings
-    assert result.student.reason == "completed"
+    assert result.distilled.reason == "completed"

@@ -186,18 +186,18 @@ def test_run_distill_trains_on_the_transfer_subset(digits):
 
 def test_run_distill_without_labels_uses_soft_targets_only(digits):
     r = run_distill(_cfg(use_labels=False, omit_classes=(3,)), data=digits)
-    assert "train_accuracy" not in r.student.history[-1]  # no labels were seen
-    assert r.student.history[-1]["hard"] == 0.0 and r.student.history[-1]["soft"] > 0
-    assert "train_accuracy" in r.baseline.history[-1]  # the baseline always learns the labels
+    assert "train_accuracy" not in r.distilled.history[-1]  # no labels were seen
+    assert r.distilled.history[-1]["hard"] == 0.0 and r.distilled.history[-1]["soft"] > 0
+    assert "train_accuracy" in r.scratch.history[-1]  # the baseline always learns the labels
 
 
 def test_eval_bias_shifts_predictions(digits):
-    plain = run_distill(_cfg(), data=digits, baseline=False)
-    biased = run_distill(_cfg(eval_bias=((3, 100.0),)), data=digits, baseline=False)
-    assert torch.equal(biased.student.test_logits[:, 3], plain.student.test_logits[:, 3] + 100.0)
-    assert (biased.student.test_logits.argmax(1) == 3).all()
-    assert biased.student.per_class_accuracy[3] == 1.0
-    assert biased.student.test_accuracy == pytest.approx(float((digits.y_test == 3).float().mean()))
+    plain = run_distill(_cfg(), data=digits, scratch=False)
+    biased = run_distill(_cfg(eval_bias=((3, 100.0),)), data=digits, scratch=False)
+    assert torch.equal(biased.distilled.test_logits[:, 3], plain.distilled.test_logits[:, 3] + 100.0)
+    assert (biased.distilled.test_logits.argmax(1) == 3).all()
+    assert biased.distilled.per_class_accuracy[3] == 1.0
+    assert biased.distilled.test_accuracy == pytest.approx(float((digits.y_test == 3).float().mean()))
 
 
 def test_bias_curve_on_known_logits():

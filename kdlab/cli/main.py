@@ -138,7 +138,7 @@ def _distill(a: argparse.Namespace) -> dict[str, Any]:
     from kdlab.cli.progress import Bars
 
     with Bars(disable=a.quiet) as bars:
-        result = run_distill(distill_config(a), baseline=a.baseline, data_dir=a.data_dir,
+        result = run_distill(distill_config(a), scratch=a.baseline, data_dir=a.data_dir,
                              on_progress=bars.role_callback)
     return result.summary()
 

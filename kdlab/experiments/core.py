@@ -16,7 +16,8 @@ import torch
 
 from kdlab.base.config import DistillConfig, TeacherConfig, TrainConfig, to_dict
 from kdlab.data import Dataset, load_dataset
-from kdlab.runs.distill import ProgressFn, RunResult, StudentReport, run_distill, validate
+from kdlab.runs.batch import Run, run_all
+from kdlab.runs.distill import ProgressFn, RunResult, StudentReport, validate
 from kdlab.training.engine import Event
 from kdlab.base.errors import ConfigError, DataUnavailableError
 from kdlab.training.metrics import evaluate, with_bias
@@ -80,13 +81,6 @@ def transfer_count(data: Dataset, cfg: DistillConfig) -> int:
 
 # ---------------------------------------------------------------------------------------------------------
 # The registry
-
-@dataclass(frozen=True)
-class Run:
-    key: Hashable  # how the report finds this run, e.g. (300, seed) or ("hinton", 4.0, seed)
-    config: DistillConfig
-    baseline: bool  # also train the same student from scratch (hard labels, no teacher)
-
 
 Plan = Callable[[Any, Dataset, list[int]], list[Run]]
 Report = Callable[[Any, Dataset, list[int], dict[Hashable, RunResult]], dict[str, Any]]
@@ -183,11 +177,11 @@ class _Progress:
     """Turns each run's engine events into one "experiment" progress stream (teacher events pass through)."""
 
     def __init__(self, plan: list[Run], on_progress: ProgressFn | None):
-        self.total = sum(1 + r.baseline for r in plan)  # student trainings
+        self.total = sum(1 + r.scratch for r in plan)  # student trainings
         self.done = 0
         self.on_progress = on_progress
 
-    def __call__(self, role: str, event: Event) -> None:
+    def __call__(self, key: Hashable, role: str, event: Event) -> None:
         if role in ("distilled", "scratch"):
             frac = 1.0 if event.kind == "done" else event.step / max(1, event.total_steps)
             units = int((self.done + frac) * PROGRESS_UNITS)
@@ -202,18 +196,15 @@ class _Progress:
 
 def _execute(plan: list[Run], data: Dataset, progress: _Progress,
              should_stop: Callable[[], bool] | None) -> dict[Hashable, RunResult]:
-    results: dict[Hashable, RunResult] = {}
-    for i, run in enumerate(plan):
-        results[run.key] = run_distill(run.config, baseline=run.baseline, data=data, on_progress=progress,
-                                       should_stop=should_stop)
-        if should_stop is not None and should_stop():
-            raise RunStopped(f"experiment stopped after {i + 1} of {len(plan)} runs")
+    results = run_all(plan, data, on_progress=progress, should_stop=should_stop)
+    if len(results) < len(plan):
+        raise RunStopped(f"experiment stopped after {len(results)} of {len(plan)} runs")
     return results
 
 
 def _incomplete(runs: dict[Hashable, RunResult]) -> list[str]:
     bad = [f"{key}: {rep.role} {rep.reason}" for key, r in runs.items()
-           for rep in (r.student, r.baseline) if rep is not None and rep.reason != "completed"]
+           for rep in (r.distilled, r.scratch) if rep is not None and rep.reason != "completed"]
     return [f"{len(bad)} student run(s) did not complete (time limit): " + "; ".join(bad)] if bad else []
 
 
@@ -245,7 +236,7 @@ def stats_only(a: dict[str, Any]) -> dict[str, Any]:
 
 
 def scratch_config(cfg: DistillConfig) -> DistillConfig:
-    """What run_distill's baseline trains: the same student, transfer set and budget on hard labels."""
+    """What run_distill's scratch twin trains: the same student, transfer set and budget on hard labels."""
     return cfg.replace(loss="hinton", alpha=0.0, loss_params={}, use_labels=True)
 
 

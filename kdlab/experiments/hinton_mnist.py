@@ -29,7 +29,7 @@ HINTON_MNIST["mnist"] = HINTON_MNIST["fashion-mnist"]
 
 
 def _plan_hinton_mnist(s: HintonMnist, data: Dataset, seeds: list[int]) -> list[Run]:
-    return [Run(seed, s.config(data, seed), baseline=True) for seed in seeds]
+    return [Run(seed, s.config(data, seed), scratch=True) for seed in seeds]
 
 
 def _report_hinton_mnist(s: HintonMnist, data: Dataset, seeds: list[int],
@@ -42,8 +42,8 @@ def _report_hinton_mnist(s: HintonMnist, data: Dataset, seeds: list[int],
     t = rs[0].teacher
     teacher = {**stats([t.test_accuracy]), "config": to_dict(t.config), "seconds": t.meta["train_seconds"],
                "errors_per_seed": [count_errors(t.test_logits, data.y_test)]}
-    arms = {"teacher": teacher, "scratch": arm([r.baseline for r in rs], scratch_config(rs[0].config)),
-            "distilled": arm([r.student for r in rs], rs[0].config)}
+    arms = {"teacher": teacher, "scratch": arm([r.scratch for r in rs], scratch_config(rs[0].config)),
+            "distilled": arm([r.distilled for r in rs], rs[0].config)}
     return {"arms": arms, "test_size": len(data.y_test),
             "test_errors": {k: statistics.fmean(a["errors_per_seed"]) for k, a in arms.items()}}
 

@@ -38,7 +38,7 @@ def _plan_omitted_class(s: OmittedClass, data: Dataset, seeds: list[int]) -> lis
     if not 0 <= s.omitted_class < data.num_classes:
         raise ConfigError(f"omitted_class must be a class of {data.name} (0..{data.num_classes - 1}), "
                           f"got {s.omitted_class}")
-    return [Run(seed, s.config(data, seed, omit_classes=(s.omitted_class,), use_labels=s.use_labels), baseline=True)
+    return [Run(seed, s.config(data, seed, omit_classes=(s.omitted_class,), use_labels=s.use_labels), scratch=True)
             for seed in seeds]
 
 
@@ -52,11 +52,11 @@ def _report_omitted_class(s: OmittedClass, data: Dataset, seeds: list[int],
     c = s.omitted_class
     rs = [runs[seed] for seed in seeds]
     on_class = lambda reps: [r.per_class_accuracy[c] for r in reps]  # noqa: E731
-    students = {"scratch": [r.baseline for r in rs], "distilled": [r.student for r in rs]}
+    students = {"scratch": [r.scratch for r in rs], "distilled": [r.distilled for r in rs]}
     configs = {"scratch": scratch_config(rs[0].config), "distilled": rs[0].config}
     arms = {k: arm(v, configs[k], omitted_class_per_seed=on_class(v)) for k, v in students.items()}
     biases = [round(i * s.bias_step, 6) for i in range(int(round(s.bias_max / s.bias_step)) + 1)]
-    curve = bias_curve(rs[0].student.test_logits, data.y_test, c, biases)
+    curve = bias_curve(rs[0].distilled.test_logits, data.y_test, c, biases)
     idx = data.transfer_indices(None, rs[0].config.omit_classes)
     return {
         "arms": arms, "omitted_class": data.classes[c], "omitted_class_index": c, "classes": list(data.classes),

@@ -36,7 +36,7 @@ def _sizes(s: SmallTransfer) -> list[int]:
 
 
 def _plan_small_transfer(s: SmallTransfer, data: Dataset, seeds: list[int]) -> list[Run]:
-    return [Run((n, seed), s.config(data, seed, transfer_size=n), baseline=True)
+    return [Run((n, seed), s.config(data, seed, transfer_size=n), scratch=True)
             for n in _sizes(s) for seed in seeds]
 
 
@@ -49,8 +49,8 @@ def _report_small_transfer(s: SmallTransfer, data: Dataset, seeds: list[int],
     hard labels (it overfit), 57.0 % from soft targets, close to the 58.9 % of the full data."""
     def arms_at(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
         rs = [runs[(n, seed)] for seed in seeds]
-        return (arm([r.baseline for r in rs], scratch_config(rs[0].config)),
-                arm([r.student for r in rs], rs[0].config))
+        return (arm([r.scratch for r in rs], scratch_config(rs[0].config)),
+                arm([r.distilled for r in rs], rs[0].config))
 
     curve = []
     for n in _sizes(s):

@@ -31,8 +31,8 @@ def _plan_source_recipe(s: SourceRecipe, data: Dataset, seeds: list[int]) -> lis
     runs = []
     for seed in seeds:
         runs.append(Run(("source", seed), s.config(data, seed, loss="source", temperature=1.0, alpha=0.0,
-                                                   loss_params={"lam": s.lam}), baseline=True))
-        runs += [Run(("hinton", t, seed), s.config(data, seed, temperature=float(t)), baseline=False)
+                                                   loss_params={"lam": s.lam}), scratch=True))
+        runs += [Run(("hinton", t, seed), s.config(data, seed, temperature=float(t)), scratch=False)
                  for t in s.temperatures]
     return runs
 
@@ -45,12 +45,12 @@ def _report_source_recipe(s: SourceRecipe, data: Dataset, seeds: list[int],
     by α·T², and so passes on the teacher's similarities between classes. Same teacher, student, transfer set
     and budget for every arm."""
     src = [runs[("source", seed)] for seed in seeds]
-    arms = {"scratch": arm([r.baseline for r in src], scratch_config(src[0].config)),
-            "source": arm([r.student for r in src], src[0].config)}
+    arms = {"scratch": arm([r.scratch for r in src], scratch_config(src[0].config)),
+            "source": arm([r.distilled for r in src], src[0].config)}
     by_t = []
     for t in s.temperatures:
         rs = [runs[("hinton", t, seed)] for seed in seeds]
-        arms[f"hinton T={t:g}"] = a = arm([r.student for r in rs], rs[0].config)
+        arms[f"hinton T={t:g}"] = a = arm([r.distilled for r in rs], rs[0].config)
         by_t.append({"temperature": t, **stats_only(a)})
     return {"arms": arms, "by_temperature": by_t, "best_arm": max(arms, key=lambda k: arms[k]["mean"])}
 

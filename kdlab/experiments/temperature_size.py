@@ -32,7 +32,7 @@ TEMPERATURE_SIZE["mnist"] = TEMPERATURE_SIZE["fashion-mnist"]
 
 
 def _plan_temperature_size(s: TemperatureSize, data: Dataset, seeds: list[int]) -> list[Run]:
-    return [Run((student, t, seed), s.config(data, seed, student=student, temperature=float(t)), baseline=i == 0)
+    return [Run((student, t, seed), s.config(data, seed, student=student, temperature=float(t)), scratch=i == 0)
             for student in s.students for seed in seeds for i, t in enumerate(s.temperatures)]
 
 
@@ -47,14 +47,14 @@ def _report_temperature_size(s: TemperatureSize, data: Dataset, seeds: list[int]
     curves = []
     for student in s.students:
         first = [runs[(student, s.temperatures[0], seed)] for seed in seeds]
-        arms[f"{student} scratch"] = scratch = arm([r.baseline for r in first], scratch_config(first[0].config))
+        arms[f"{student} scratch"] = scratch = arm([r.scratch for r in first], scratch_config(first[0].config))
         points = []
         for t in s.temperatures:
             rs = [runs[(student, t, seed)] for seed in seeds]
-            arms[f"{student} T={t:g}"] = a = arm([r.student for r in rs], rs[0].config)
+            arms[f"{student} T={t:g}"] = a = arm([r.distilled for r in rs], rs[0].config)
             points.append({"temperature": t, **stats_only(a)})
         best = max(points, key=lambda p: p["mean"])
-        curves.append({"student": student, "params": first[0].student.params, "scratch": stats_only(scratch),
+        curves.append({"student": student, "params": first[0].distilled.params, "scratch": stats_only(scratch),
                        "points": points, "best_temperature": best["temperature"]})
     return {"arms": arms, "curves": curves}
 

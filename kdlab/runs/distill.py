@@ -1,5 +1,5 @@
 """One distillation run: get the teacher, train the student on the transfer set, optionally train the same
-student without a teacher (the baseline), and evaluate all three on the test split."""
+student without a teacher (its *scratch* twin), and evaluate all three on the test split."""
 from __future__ import annotations
 
 import time
@@ -54,17 +54,17 @@ class RunResult:
     config: DistillConfig
     dataset: Dataset = field(repr=False)
     teacher: Teacher = field(repr=False)
-    student: StudentReport
-    baseline: StudentReport | None
+    distilled: StudentReport
+    scratch: StudentReport | None  # the same student trained on the labels alone
 
     def summary(self) -> dict[str, Any]:
         t = self.teacher
         out = {"config": to_dict(self.config),
                "teacher": {"source": "trained" if t.source == "trained" else "cache", "test_accuracy": t.test_accuracy, "params": t.meta["params"],
                            "seconds": t.meta.get("load_seconds", t.meta["train_seconds"]), "key": t.key},
-               "student": self.student.summary()}
-        if self.baseline is not None:
-            out["baseline"] = self.baseline.summary()
+               "student": self.distilled.summary()}
+        if self.scratch is not None:  # "baseline": the name scripts have read since the first release
+            out["scratch"] = out["baseline"] = self.scratch.summary()
         return out
 
 
@@ -81,7 +81,7 @@ def validate(cfg: DistillConfig) -> None:
     resolve_device(cfg.teacher_train.device)
 
 
-def run_distill(cfg: DistillConfig, *, baseline: bool = True, store: TeacherStore | None = None,
+def run_distill(cfg: DistillConfig, *, scratch: bool = True, store: TeacherStore | None = None,
                 data: Dataset | None = None, data_dir: str | None = None,
                 on_progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> RunResult:
     validate(cfg)
@@ -98,11 +98,11 @@ def run_distill(cfg: DistillConfig, *, baseline: bool = True, store: TeacherStor
     transfer = Split(data.x_train[idx], labels if cfg.use_labels else None, teacher.train_logits[idx])
     loss = make_loss(cfg.loss, cfg.temperature, cfg.alpha, **cfg.loss_params)
     student = train_student("distilled", cfg, data, teacher, transfer, loss, on_progress, should_stop)
-    scratch = None
-    if baseline:  # same student, seed, data and budget; hard labels and no teacher
-        scratch = train_student("scratch", cfg, data, teacher, Split(transfer.x, labels),
-                                make_loss("hinton", alpha=0.0), on_progress, should_stop)
-    return RunResult(cfg, data, teacher, student, scratch)
+    twin = None
+    if scratch:  # same student, seed, data and budget; hard labels and no teacher
+        twin = train_student("scratch", cfg, data, teacher, Split(transfer.x, labels),
+                             make_loss("hinton", alpha=0.0), on_progress, should_stop)
+    return RunResult(cfg, data, teacher, student, twin)
 
 
 def train_student(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher, transfer: Split,

@@ -16,7 +16,7 @@ class Preset:
     name: str
     config: DistillConfig
     summary: str  # one line for the home page
-    baseline: bool = True  # also train the same student from scratch
+    scratch: bool = True  # also train the same student without a teacher
 
 
 PRESETS: Registry[Preset] = Registry("preset")
@@ -25,9 +25,9 @@ DEFAULT_PRESET = "Default"
 _QUICK = TrainConfig(epochs=10, lr=3e-3)
 
 
-def _add(name: str, config: DistillConfig, summary: str, baseline: bool = True) -> None:
+def _add(name: str, config: DistillConfig, summary: str, scratch: bool = True) -> None:
     config.validate()
-    PRESETS.register(name)(Preset(name, config, summary, baseline))
+    PRESETS.register(name)(Preset(name, config, summary, scratch))
 
 
 _add(DEFAULT_PRESET, DistillConfig(train=_QUICK),

@@ -11,13 +11,13 @@ import io
 import itertools
 import math
 import statistics
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 from kdlab.base.config import DistillConfig
-from kdlab.data import Dataset
-from kdlab.runs.distill import run_distill, validate
 from kdlab.base.errors import ConfigError
-from kdlab.runs.teacher import RunStopped
+from kdlab.data import Dataset, load_dataset
+from kdlab.runs.batch import Run, run_all
+from kdlab.runs.distill import RunResult, validate
 
 MAX_CELLS = 60  # a sweep is one job on one worker: bound its length
 COLUMNS = ("temperature", "alpha", "seed", "student_accuracy", "scratch_accuracy", "gain", "agreement", "seconds")
@@ -49,26 +49,34 @@ def run_sweep(base: DistillConfig, temperatures: Sequence[float], alphas: Sequen
               should_stop: Callable[[], bool] | None = None) -> list[dict[str, float]]:
     """One row per finished cell (see COLUMNS). A stop ends the sweep early with the rows done so far."""
     configs = validate_grid(base, temperatures, alphas, seeds)
-    scratch: dict[int, float] = {}
+    data = data or load_dataset(base.dataset)
+    first_of_seed = {cfg.train.seed: i for i, cfg in reversed(list(enumerate(configs)))}
+    runs = [Run(i, cfg, scratch=first_of_seed[cfg.train.seed] == i) for i, cfg in enumerate(configs)]
     rows: list[dict[str, float]] = []
-    for i, cfg in enumerate(configs):
-        seed = cfg.train.seed
-        try:
-            res = run_distill(cfg, baseline=seed not in scratch, data=data, on_progress=on_progress,
-                              should_stop=should_stop)
-        except RunStopped:
-            break
-        if res.student.reason == "stopped" or (res.baseline is not None and res.baseline.reason == "stopped"):
-            break
-        if res.baseline is not None:
-            scratch[seed] = res.baseline.test_accuracy
-        rows.append({"temperature": cfg.temperature, "alpha": cfg.alpha, "seed": seed,
-                     "student_accuracy": res.student.test_accuracy, "scratch_accuracy": scratch[seed],
-                     "gain": res.student.test_accuracy - scratch[seed], "agreement": res.student.agreement,
-                     "seconds": res.student.seconds})
+    scratch: dict[int, float] = {}
+
+    def progress(key: Hashable, role: str, event: Any) -> None:
         if on_progress is not None:
-            on_progress("cell", (i + 1, len(configs), rows[-1]))
+            on_progress(role, event)
+
+    for i, run in enumerate(runs):  # one at a time, so a row is reported as soon as its cell is done
+        results = run_all([run], data, on_progress=progress, should_stop=should_stop)
+        if not results:
+            break
+        rows.append(_row(run.config, results[i], scratch))
+        if on_progress is not None:
+            on_progress("cell", (i + 1, len(runs), rows[-1]))
     return rows
+
+
+def _row(cfg: DistillConfig, res: RunResult, scratch: dict[int, float]) -> dict[str, float]:
+    seed = cfg.train.seed
+    if res.scratch is not None:
+        scratch[seed] = res.scratch.test_accuracy
+    return {"temperature": cfg.temperature, "alpha": cfg.alpha, "seed": seed,
+            "student_accuracy": res.distilled.test_accuracy, "scratch_accuracy": scratch[seed],
+            "gain": res.distilled.test_accuracy - scratch[seed], "agreement": res.distilled.agreement,
+            "seconds": res.distilled.seconds}
 
 
 def pivot(rows: Sequence[dict[str, float]], value: str) -> tuple[list[float], list[float], list[list[float | None]]]:

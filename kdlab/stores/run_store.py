@@ -147,12 +147,12 @@ def record_from_result(result: "RunResult", curves: dict[str, Any] | None = None
                "params": int(t.meta["params"]), "latency_s": latency_per_example(t.model, data.input_shape),
                "source": t.source, "key": t.key, "confusion": ev.confusion,
                "per_class_accuracy": ev.per_class_accuracy}
-    students = [s for s in (result.student, result.baseline) if s is not None]
+    students = [s for s in (result.distilled, result.scratch) if s is not None]
     return jsonable({
         "created": time.time(), "label": run_label(to_dict(cfg)), "config": to_dict(cfg),
         "classes": list(data.classes), "teacher": teacher,
-        "distilled": _student(result.student),
-        "scratch": _student(result.baseline) if result.baseline is not None else None,
+        "distilled": _student(result.distilled),
+        "scratch": _student(result.scratch) if result.scratch is not None else None,
         "reason": next((s.reason for s in students if s.reason != "completed"), "completed"),
         "curves": curves or {},
     })

@@ -28,19 +28,19 @@ def distill_job(cfg: DistillConfig, baseline: bool, data: Dataset) -> Callable[[
 
     def fn(job: Job) -> dict[str, Any]:
         t0 = time.perf_counter()
-        result = run_distill(cfg, baseline=baseline, data=data, should_stop=job.should_stop,
+        result = run_distill(cfg, scratch=baseline, data=data, should_stop=job.should_stop,
                              on_progress=lambda role, event: job.emit((role, event)))
         log.info("job %s: trained in %.2f s after %.2f s in the queue (teacher from %s)", job.id,
                  time.perf_counter() - t0, (job.started or job.submitted) - job.submitted, result.teacher.source)
         curves = live.decimate(live.series_from_events(list(job.events), cfg.train.epochs))
         record = {**record_from_result(result, curves), "baseline": baseline,
                   "warnings": list(result.teacher.warnings)}
-        outputs = {"distilled": result.student.test_logits}
-        if result.baseline is not None:
-            outputs["scratch"] = result.baseline.test_logits
+        outputs = {"distilled": result.distilled.test_logits}
+        if result.scratch is not None:
+            outputs["scratch"] = result.scratch.test_logits
         if not job.should_stop():  # a stopped or abandoned run is shown, not kept
             try:
-                record["id"] = store.save(record, result.student.model.state_dict(), outputs)
+                record["id"] = store.save(record, result.distilled.model.state_dict(), outputs)
             except OSError as exc:
                 record["warnings"].append(f"The run could not be saved to disk ({exc}); it stays in this session.")
         record["outputs"] = {role: logits.numpy() for role, logits in outputs.items()}

@@ -44,7 +44,7 @@ def from_params(params: Mapping[str, Any], base: DistillConfig, base_baseline: b
                 ) -> tuple[DistillConfig, bool, list[str]]:
     """(config, baseline, notices) from ``params``; unknown keys are ignored."""
     default = get_preset(DEFAULT_PRESET)
-    fallbacks = _parsed(default.config, default.baseline)
+    fallbacks = _parsed(default.config, default.scratch)
     values: dict[str, Any] = {}
     notices: list[str] = []
     for key, parse in PARSERS.items():
@@ -64,7 +64,7 @@ def from_params(params: Mapping[str, Any], base: DistillConfig, base_baseline: b
         cfg.validate()
     except ConfigError as exc:
         notices.append(f"The link's settings do not fit together ({exc}); using the defaults.")
-        return default.config, default.baseline, notices
+        return default.config, default.scratch, notices
     return cfg, baseline, notices
 
 

@@ -24,7 +24,7 @@ WIDGET = {f: f"lab.{f}" for f in FIELDS}  # the settings widgets' keys; re-seede
 def lab() -> dict[str, Any]:
     if LAB not in st.session_state:
         preset = get_preset(DEFAULT_PRESET)
-        st.session_state[LAB] = {"config": preset.config, "baseline": preset.baseline, "preset": preset.name}
+        st.session_state[LAB] = {"config": preset.config, "baseline": preset.scratch, "preset": preset.name}
     return st.session_state[LAB]
 
 
@@ -40,7 +40,7 @@ def set_lab(config: DistillConfig, baseline: bool, preset: str | None = None) ->
 def apply_preset(name: str) -> None:
     """Widget callback: load preset ``name`` into the lab's settings."""
     preset = get_preset(name)
-    set_lab(preset.config, preset.baseline, preset.name)
+    set_lab(preset.config, preset.scratch, preset.name)
     reset_widgets()
     notify(f"Loaded the preset “{preset.name}”: {preset.summary}")
 

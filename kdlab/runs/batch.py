@@ -1,0 +1,42 @@
+"""Many student runs on one dataset: the seam that sweeps and experiments share, and where faster ways to
+train many students (stacked, on a cluster) plug in without their callers changing."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Hashable, Sequence
+
+from kdlab.base.config import DistillConfig
+from kdlab.data import Dataset
+from kdlab.runs.distill import RunResult, run_distill
+from kdlab.runs.teacher import RunStopped
+from kdlab.stores.teacher_cache import TeacherStore
+from kdlab.training.engine import Event
+
+RunProgress = Callable[[Hashable, str, Event], None]  # (run key, role, event); role as in run_distill
+
+
+@dataclass(frozen=True)
+class Run:
+    key: Hashable  # how the caller finds this run's result, e.g. (T, alpha, seed)
+    config: DistillConfig
+    scratch: bool  # also train the same student without a teacher
+
+
+def run_all(runs: Sequence[Run], data: Dataset, *, store: TeacherStore | None = None,
+            on_progress: RunProgress | None = None,
+            should_stop: Callable[[], bool] | None = None) -> dict[Hashable, RunResult]:
+    """The results of ``runs`` by key, in order. A stop ends the batch early: the runs finished before it are
+    returned and the one it interrupted is dropped (a caller tells a short result from a full one by length)."""
+    results: dict[Hashable, RunResult] = {}
+    for run in runs:
+        tagged = None if on_progress is None else functools.partial(on_progress, run.key)
+        try:
+            result = run_distill(run.config, scratch=run.scratch, data=data, store=store, on_progress=tagged,
+                                 should_stop=should_stop)
+        except RunStopped:
+            break
+        if any(s is not None and s.reason == "stopped" for s in (result.distilled, result.scratch)):
+            break
+        results[run.key] = result
+    return results
