@@ -68,7 +68,10 @@ def app(monkeypatch):
 
     before = torch.get_num_threads()
     monkeypatch.setattr(threads, "_pinned", threads._pinned)  # restored at teardown
-    yield AppTest.from_file(str(APP_ROOT / "app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(APP_ROOT / "app.py"), default_timeout=60).run()
+    process.warm_up()
+    assert process.wait_warm(120), "the background warm-up did not finish"
+    yield at.run()  # what needed the warmed modules (the loss's formula) is drawn now
     torch.set_num_threads(before)
     process._threads_set = False  # the next app test pins again
 

@@ -319,7 +319,7 @@ def test_a_preset_gives_the_settings_and_flags_override_it():
     from kdlab.cli.main import build_parser
 
     lab = lab_from_args(build_parser().parse_args(["distill", "--preset", "Tiny student", "-T", "7", "--epochs", "3"]))
-    assert lab.config.student == "mlp:30" and lab.config.temperature == 7.0  # from the preset, then the flag
+    assert lab.config.student == "mlp:10-10" and lab.config.temperature == 7.0  # from the preset, then the flag
     assert lab.config.train.epochs == 3 and lab.config.train.steps is None  # --epochs alone: an epoch budget
 
 

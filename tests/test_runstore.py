@@ -6,11 +6,18 @@ import torch
 from safetensors.torch import load as st_load
 
 from kdlab.base.config import DistillConfig, TrainConfig
-from kdlab.stores.run_store import RunNotFound, RunStore, jsonable, record_from_result
+from kdlab.base.record import ModelResult, RunRecord
+from kdlab.stores.run_store import RunNotFound, RunStore
 
 
-def _record(label="r"):
-    return {"label": label, "config": {"dataset": "digits"}, "distilled": {"test_accuracy": float("nan")}}
+def _model(role, accuracy=0.5):  # class "c" has no test example: its accuracy is NaN
+    return ModelResult(role, "mlp:8", accuracy, 0.9, 100, 1e-6, [[1, 0, 0], [1, 2, 0], [0, 0, 0]],
+                       [1.0, 2 / 3, float("nan")])
+
+
+def _record(label="r", accuracy=0.5):
+    return RunRecord(DistillConfig(), ["a", "b", "c"], _model("teacher", 0.9), [_model("distilled", accuracy)],
+                     label=label)
 
 
 def _weights():
@@ -20,28 +27,28 @@ def _weights():
 def test_save_then_load_round_trips_and_survives_a_restart(tmp_path):
     store = RunStore(tmp_path)
     w = _weights()
-    run_id = store.save(_record(), w, {"distilled": torch.randn(5, 3)})
+    run_id = store.save(_record(), w, {"distilled": torch.randn(5, 3)}).id
     again = RunStore(tmp_path)  # a new server process
     rec = again.load(run_id)
-    assert rec["id"] == run_id and rec["label"] == "r"
-    assert rec["distilled"]["test_accuracy"] is None  # strict JSON: NaN became null
+    assert rec.id == run_id and rec.label == "r" and rec.config == DistillConfig()
+    assert rec.distilled[0].per_class_accuracy[2] is None  # strict JSON: NaN became null
     json.loads((tmp_path / "runs" / run_id / "run.json").read_text())  # valid JSON on disk
     loaded = st_load(again.weights_bytes(run_id))
     assert torch.equal(loaded["0.weight"], w["0.weight"])
     assert again.outputs(run_id)["distilled"].shape == (5, 3)
-    assert [r["id"] for r in again.list()] == [run_id]
+    assert [r.id for r in again.list()] == [run_id]
 
 
 def test_list_is_newest_first_and_capped(tmp_path):
     store = RunStore(tmp_path, max_runs=3)
-    ids = [store.save(_record(str(i)), _weights()) for i in range(5)]
+    ids = [store.save(_record(str(i)), _weights()).id for i in range(5)]
     assert store.ids() == ids[::-1][:3]
-    assert [r["label"] for r in store.list()] == ["4", "3", "2"]
+    assert [r.label for r in store.list()] == ["4", "3", "2"]
 
 
 def test_tampered_weights_are_refused(tmp_path):
     store = RunStore(tmp_path)
-    run_id = store.save(_record(), _weights())
+    run_id = store.save(_record(), _weights()).id
     path = tmp_path / "runs" / run_id / "weights.safetensors"
     path.write_bytes(path.read_bytes()[:-4] + b"XXXX")
     with pytest.raises(RunNotFound, match="checksum"):
@@ -57,12 +64,12 @@ def test_ids_are_never_paths(tmp_path):
 
 def test_temporary_and_damaged_entries_are_invisible(tmp_path):
     store = RunStore(tmp_path)
-    good = store.save(_record(), _weights())
+    good = store.save(_record(), _weights()).id
     (tmp_path / "runs" / ".tmp-20250101-120000000-abcdef").mkdir()  # a writer that died
     broken = tmp_path / "runs" / "20200101-000000000-abcdef"
     broken.mkdir()
     (broken / "run.json").write_text("{not json")
-    assert [r["id"] for r in RunStore(tmp_path).list()] == [good]
+    assert [r.id for r in RunStore(tmp_path).list()] == [good]
 
 
 def test_an_unwritable_store_raises_oserror(tmp_path):
@@ -72,18 +79,32 @@ def test_an_unwritable_store_raises_oserror(tmp_path):
         RunStore(blocker).save(_record(), _weights())
 
 
-def test_jsonable_handles_tensors_and_non_finite_numbers():
-    got = jsonable({"a": torch.tensor([1.0, float("inf")]), 2: (1, float("nan"))})
-    assert got == {"a": [1.0, None], "2": [1, None]}
+def test_a_record_missing_what_readers_need_is_skipped_not_fatal(tmp_path):
+    store = RunStore(tmp_path)
+    good = store.save(_record("good"), _weights()).id
+    bad = store.save(_record("bad"), _weights()).id
+    path = tmp_path / "runs" / bad / "run.json"
+    raw = json.loads(path.read_text())
+    del raw["distilled"]  # parseable, but not a record
+    path.write_text(json.dumps(raw))
+    fresh = RunStore(tmp_path)
+    assert [r.label for r in fresh.list()] == ["good"] and fresh.ids() == [bad, good]
+    with pytest.raises(RunNotFound, match="malformed run record"):
+        fresh.load(bad)
 
 
-def test_record_from_a_real_run_is_json_ready(digits, torch_one_thread, kdlab_cache):
+def test_the_record_of_a_real_run_round_trips(digits, torch_one_thread, kdlab_cache):
     from kdlab.runs.distill import run_distill
+    from kdlab.base.lab import Lab
+    from kdlab.runs.records import build_record
 
     cfg = DistillConfig(teacher="mlp:32", student="mlp:8", train=TrainConfig(epochs=1),
                         teacher_train=TrainConfig(epochs=1))
-    rec = record_from_result(run_distill(cfg, data=digits), curves={"distilled": {"x": [1.0]}})
-    json.dumps(rec, allow_nan=False)
-    assert rec["classes"] == list(digits.classes) and len(rec["teacher"]["confusion"]) == 10
-    assert rec["scratch"]["params"] == rec["distilled"]["params"] < rec["teacher"]["params"]
-    assert sum(map(sum, rec["distilled"]["confusion"])) == len(digits.y_test)
+    rec = build_record(Lab(cfg), [run_distill(cfg, data=digits)])
+    text = json.dumps(rec.to_json(), allow_nan=False)
+    assert RunRecord.from_json(json.loads(text)) == rec
+    assert rec.classes == list(digits.classes) and len(rec.teacher.confusion) == 10
+    assert rec.scratch[0].params == rec.distilled[0].params < rec.teacher.params
+    assert sum(map(sum, rec.distilled[0].confusion)) == len(digits.y_test) == rec.test_size
+    curve = rec.distilled[0].curve
+    assert curve.step[-1] == rec.distilled[0].steps and len(curve.train_loss) == len(curve.step)

@@ -52,7 +52,7 @@ def get_teacher(cfg: TeacherConfig, data: Dataset, store: TeacherStore | None = 
     cfg.validate()
     store = store or TeacherStore()
     key = teacher_key(cfg)
-    memo_key = f"{store.root}:{key}"
+    memo_key = _memo_key(store, key)
     if (hit := MEMORY.get(memo_key)) is not None:
         return _as_source(hit, "memory")
     teacher = _load(store, key, cfg, data)
@@ -67,6 +67,23 @@ def get_teacher(cfg: TeacherConfig, data: Dataset, store: TeacherStore | None = 
             return teacher
     MEMORY.put(memo_key, teacher)
     return teacher
+
+
+def find_teacher(cfg: TeacherConfig, data: Dataset, store: TeacherStore | None = None) -> Teacher | None:
+    """The teacher of ``cfg`` from memory or the disk cache, else None: never trains (a page that only shows
+    a teacher's outputs asks this)."""
+    store = store or TeacherStore()
+    key = teacher_key(cfg)
+    if (hit := MEMORY.get(_memo_key(store, key))) is not None:
+        return _as_source(hit, "memory")
+    teacher = _load(store, key, cfg, data)
+    if teacher is not None:
+        MEMORY.put(_memo_key(store, key), teacher)
+    return teacher
+
+
+def _memo_key(store: TeacherStore, key: str) -> str:
+    return f"{store.root}:{key}"  # tests and users may point stores at several folders in one process
 
 
 def _as_source(t: Teacher, source: str) -> Teacher:

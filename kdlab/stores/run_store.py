@@ -2,18 +2,19 @@
 
 Layout: ``<KDLAB_CACHE_DIR or ~/.cache/kdlab>/runs/<id>/{run.json, weights.safetensors, outputs.safetensors}``
 
-* ``run.json``: the record (config, results, curves; see ``record_from_result``) plus each file's size and
-  SHA-256. ``weights.safetensors``: the distilled student's state dict. ``outputs.safetensors``: the test
-  logits of each student role, (N_test, C) float32.
+* ``run.json``: the RunRecord (kdlab.base.record: config, results, curves) plus each file's size and SHA-256.
+  ``weights.safetensors``: the first seed's distilled student's state dict. ``outputs.safetensors``: the test
+  logits of each student role of the first seed, (N_test, C) float32.
 * Writes are atomic: a hidden temporary folder is renamed into place, so a killed writer leaves no entry.
-* Blobs are verified against their checksums on load; nothing is ever unpickled.
+* Records are validated on load (RunRecord.from_json) and blobs against their checksums; a record that does
+  not validate is skipped by ``list``; nothing is ever unpickled.
 * At most ``max_runs`` runs are kept (env KDLAB_MAX_RUNS, default 200); saving prunes the oldest.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -21,22 +22,18 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from kdlab.base.errors import KdlabError
+from kdlab.base.record import RecordError, RunRecord
 from kdlab.stores.atomic import verified_bytes, write_folder
 from kdlab.stores.teacher_cache import cache_root
-from kdlab.base.config import to_dict
-from kdlab.base.errors import KdlabError
-
-if TYPE_CHECKING:
-    from kdlab.runs.distill import RunResult, StudentReport
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
 DEFAULT_MAX_RUNS = 200  # ~200 small MLP students stay well under 100 MB
 ID_PATTERN = re.compile(r"\d{8}-\d{9}-[0-9a-f]{6}")  # UTC date, time with ms, random; ids from widgets are never paths
 
@@ -50,22 +47,20 @@ class RunStore:
         self.root = Path(root) if root is not None else cache_root()
         self.dir = self.root / "runs"
         self.max_runs = max_runs or _env_int("KDLAB_MAX_RUNS", DEFAULT_MAX_RUNS)
-        self._records: dict[str, dict[str, Any]] = {}  # run.json is immutable once written: parse it once
+        self._records: dict[str, RunRecord] = {}  # run.json is immutable once written: parse it once
         self._lock = threading.Lock()
 
     # -- writing ---------------------------------------------------------------------------------------
-    def save(self, record: dict[str, Any], weights: dict[str, torch.Tensor],
-             outputs: dict[str, torch.Tensor] | None = None) -> str:
-        """Store a run atomically; returns its new id. Raises OSError when the folder is not writable."""
-        run_id = new_id()
+    def save(self, record: RunRecord, weights: dict[str, torch.Tensor],
+             outputs: dict[str, torch.Tensor] | None = None) -> RunRecord:
+        """Store a run atomically; returns the record with its new id. Raises OSError when not writable."""
+        record = dataclasses.replace(record, id=new_id(), created=record.created or time.time())
         blobs = {"weights.safetensors": st_save({k: v.detach().cpu().contiguous() for k, v in weights.items()}),
                  "outputs.safetensors": st_save({k: v.detach().cpu().float().contiguous()
                                                  for k, v in (outputs or {}).items()})}
-        record = {**jsonable(record), "format_version": FORMAT_VERSION, "id": run_id,
-                  "created": record.get("created") or time.time()}
-        write_folder(self.dir, run_id, blobs, "run.json", record)
+        write_folder(self.dir, record.id, blobs, "run.json", record.to_json())
         self.prune()
-        return run_id
+        return record
 
     def prune(self) -> list[str]:
         """Delete the oldest runs beyond ``max_runs``; ids sort by creation time."""
@@ -88,7 +83,7 @@ class RunStore:
             return []
         return sorted((p.name for p in self.dir.iterdir() if ID_PATTERN.fullmatch(p.name)), reverse=True)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[RunRecord]:
         """The records of every readable run, newest first; a damaged run is logged and skipped."""
         out = []
         for run_id in self.ids():
@@ -98,20 +93,27 @@ class RunStore:
                 log.warning("skipping stored run %s: %s", run_id, exc)
         return out
 
-    def load(self, run_id: str) -> dict[str, Any]:
+    def load(self, run_id: str) -> RunRecord:
         _check_id(run_id)
         with self._lock:
             if run_id in self._records:
                 return self._records[run_id]
+        raw = self._manifest(run_id)
         try:
-            record = json.loads((self.dir / run_id / "run.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise RunNotFound(f"run {run_id} cannot be read ({type(exc).__name__}: {exc})") from None
-        if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION:
-            raise RunNotFound(f"run {run_id} is from another format version")
+            record = RunRecord.from_json(raw)
+        except RecordError as exc:
+            raise RunNotFound(f"run {run_id}: {exc}") from None
+        if record.id != run_id:
+            raise RunNotFound(f"run {run_id}: its record names another id ({record.id!r})")
         with self._lock:
             self._records[run_id] = record
         return record
+
+    def _manifest(self, run_id: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.dir / run_id / "run.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise RunNotFound(f"run {run_id} cannot be read ({type(exc).__name__}: {exc})") from None
 
     def weights_bytes(self, run_id: str) -> bytes:
         """The student's weights as a verified safetensors file (ready for a download button)."""
@@ -125,7 +127,11 @@ class RunStore:
         return st_load(self._blob(run_id, "outputs.safetensors"))
 
     def _blob(self, run_id: str, name: str) -> bytes:
-        expected = self.load(run_id)["files"][name]
+        self.load(run_id)  # a valid record first
+        try:
+            expected = self._manifest(run_id)["files"][name]
+        except (KeyError, TypeError):
+            raise RunNotFound(f"run {run_id}: its manifest lists no {name}") from None
         try:
             blob = verified_bytes(self.dir / run_id / name, expected)
         except OSError as exc:
@@ -133,58 +139,6 @@ class RunStore:
         except ValueError as exc:
             raise RunNotFound(f"run {run_id}: {exc}") from None
         return blob
-
-
-# -- the record ------------------------------------------------------------------------------------------
-
-def record_from_result(result: "RunResult", curves: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A compact, JSON-ready summary of a run: what the pages draw and the Runs page lists."""
-    from kdlab.training.metrics import evaluate, latency_per_example
-
-    data, t, cfg = result.dataset, result.teacher, result.config
-    ev = evaluate(t.test_logits, data.y_test, data.num_classes)
-    teacher = {"arch": cfg.teacher, "test_accuracy": t.test_accuracy, "agreement": 1.0,
-               "params": int(t.meta["params"]), "latency_s": latency_per_example(t.model, data.input_shape),
-               "source": t.source, "key": t.key, "confusion": ev.confusion,
-               "per_class_accuracy": ev.per_class_accuracy}
-    students = [s for s in (result.distilled, result.scratch) if s is not None]
-    return jsonable({
-        "created": time.time(), "label": run_label(to_dict(cfg)), "config": to_dict(cfg),
-        "classes": list(data.classes), "teacher": teacher,
-        "distilled": _student(result.distilled),
-        "scratch": _student(result.scratch) if result.scratch is not None else None,
-        "reason": next((s.reason for s in students if s.reason != "completed"), "completed"),
-        "curves": curves or {},
-    })
-
-
-def _student(s: "StudentReport") -> dict[str, Any]:
-    return {"test_accuracy": s.test_accuracy, "agreement": s.agreement, "kl_to_teacher": s.kl_to_teacher,
-            "params": s.params, "macs": s.macs, "latency_s": s.latency_s, "seconds": s.seconds,
-            "reason": s.reason, "history": s.history, "confusion": s.confusion,
-            "per_class_accuracy": s.per_class_accuracy}
-
-
-def run_label(config: dict[str, Any]) -> str:
-    """One line naming a run, e.g. 'digits · mlp:500 → mlp:100 · hinton T=4 α=0.9 · 10 ep'."""
-    c = config
-    return (f"{c['dataset']} · {c['teacher']} → {c['student']} · {c['loss']} T={c['temperature']:g} "
-            f"α={c['alpha']:g} · {c['train']['epochs']} ep")
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain JSON types; NaN and infinities become None (strict JSON has no NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return jsonable(obj.tolist())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return jsonable(obj.item())
-    return obj
 
 
 def new_id() -> str:
