@@ -24,7 +24,7 @@ def test_a_small_sweep_draws_both_heatmaps(app, finish_jobs):
     assert app.download_button[0].label == "Download CSV"
 
 
-def test_runs_lists_session_and_stored_runs_and_overlays_them(app, finish_jobs):
+def test_runs_lists_session_and_stored_runs_and_overlays_them(app, finish_jobs, kdlab_cache):
     app.query_params.update({"steps": "30", "teacher": "mlp:64", "student": "mlp:16"})
     app.switch_page("pages/1_Distill.py").run()
     app.button(key="run").click().run()

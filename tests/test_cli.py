@@ -220,12 +220,7 @@ def test_unwritable_cache_warns_and_completes(capsys, tmp_path, monkeypatch):
     (["frobnicate"], "invalid choice"),
     ([], "required"),
 ])
-def test_bad_inputs_exit_2_with_one_line(capsys, kdlab_cache, argv, words):
-    if "--device" in argv and "cuda" in argv:
-        import torch
-
-        if torch.cuda.is_available():
-            pytest.skip("this machine has a GPU")
+def test_bad_inputs_exit_2_with_one_line(capsys, kdlab_cache, no_gpu, argv, words):
     t0 = time.perf_counter()
     line = assert_one_line_error(*cli(capsys, *argv))
     assert words in line

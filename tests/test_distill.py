@@ -192,8 +192,7 @@ def test_validate(changes, words):
         distill.validate(CFG.replace(**changes))
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_without_a_gpu_fails_before_any_work():
+def test_cuda_without_a_gpu_fails_before_any_work(no_gpu):
     with pytest.raises(ConfigError, match="cuda"):
         distill.validate(CFG.replace(train=TrainConfig(device="cuda")))
 

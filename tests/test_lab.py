@@ -5,7 +5,6 @@ import dataclasses
 
 import pytest
 
-from kdlab.base.lab import Lab
 from kdlab.base.settings import Setting, from_params, to_params
 from kdlab.runs import lab as lab_module
 from kdlab.runs.lab import LAB_SETTINGS, normalised, run_label, stale_settings, validate_lab
