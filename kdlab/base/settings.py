@@ -47,7 +47,7 @@ class Setting:
     flags: tuple[str, ...] = ()  # more CLI spellings, e.g. ("-T",)
     aliases: tuple[str, ...] = ()  # older URL keys that are still read, e.g. ("T",)
     check: Callable[[Any], Any] | None = None  # parsed text -> canonical value, or ConfigError (e.g. a model spec)
-    widget: str = ""  # a different widget for the kind: "radio" for a short choice
+    widget: str = ""  # another widget than the kind's: "radio" (a short choice), "select" (numbers as a list)
     implies: tuple[tuple[str, Any], ...] = ()  # given as text, it also sets these (name, value) unless they are
     # given too: an old link or a command line with epochs=10 but no steps means an epoch budget
 

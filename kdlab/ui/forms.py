@@ -94,6 +94,8 @@ def _widget(box: Any, s: Setting, k: str, value: Any, options: list | None, fmt:
     common = dict(key=k, help=s.help or None)
     if s.widget == "radio":
         return box.radio(s.label, opts, horizontal=True, format_func=fmt or str, **common)
+    if s.widget == "select":
+        return box.selectbox(s.label, opts, format_func=fmt or str, **common)
     if s.kind in ("choice", "spec"):
         return box.selectbox(s.label, opts, accept_new_options=s.kind == "spec", format_func=fmt or str, **common)
     if s.kind == "float":
