@@ -106,7 +106,7 @@ def parse_dataset_name(name: str) -> tuple[str, dict[str, Any]]:
     its parameters, checked and in canonical order; ConfigError for an unknown name or a bad parameter."""
     if not isinstance(name, str):
         raise ConfigError(f"a dataset name must be a string, got {name!r}")
-    base, *pairs = name.strip().split(":")
+    base, *pairs = (part.strip() for part in name.split(":"))
     DATASETS.get(base)  # ConfigError listing the valid names
     raw: dict[str, str] = {}
     for pair in pairs:
