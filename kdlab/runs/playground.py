@@ -11,8 +11,8 @@ order then train side by side, in lockstep, on:
   ``alpha * T^2 * KL(teacher || student) + (1 - alpha) * CE``, where each term is the mean over the batch
   points that have it: KL over every point, CE over the labelled points of the batch (zero when it has none).
   With every point labelled this is exactly the ``hinton`` loss, and alpha = 0 is cross-entropy on the
-  labels alone, as everywhere in kdlab. (A per-point mean instead would give the ten labels of a
-  2 000-point batch a weight of 0.1 * 10 / 2 000: they would vanish.)
+  labels alone, as everywhere in kdlab. (A per-point mean instead would weigh a label like one soft
+  target: ten labels among 2 000 transfer points, 0.6 in a batch of 128 on average, would all but vanish.)
 
 The difference between ``hard`` and ``soft`` is the "dark knowledge": the same points and the same teacher,
 only the teacher's relative probabilities are kept or thrown away.
@@ -276,7 +276,8 @@ def arm_splits(setup: Setup) -> dict[str, Split]:
 class ArmFrame:
     probs: np.ndarray  # (G, G, C) float16: the student's softmax on the grid
     step: int
-    train_loss: float | None  # mean over the steps since the previous snapshot; None at step 0
+    train_loss: float | None  # mean since the previous snapshot (None at step 0); each arm's own loss, so the
+    # soft arm's (with its T^2 * KL term) is not comparable with the other two
     test_accuracy: float
 
 
@@ -325,7 +326,11 @@ class _Arm:
 
 class _Lockstep:
     """The three students as three engine runs paused at the same steps. Same initial weights (the seed is
-    set before each is built), same engine seed (so each arm's batch order is fixed by its own data)."""
+    set before each is built), same engine seed (so each arm's batch order is fixed by its own data).
+
+    This is the seam for a stacked trainer (all three as one batched model, one backward a step): what
+    ``train_arms`` needs is ``advance``, ``step``, ``done``, ``logits`` and, per arm, ``name``, ``step``,
+    ``reason`` and ``take_loss``."""
 
     def __init__(self, setup: Setup, should_stop: Callable[[], bool] | None):
         cfg, data = setup.config, setup.data
@@ -350,6 +355,10 @@ class _Lockstep:
     @property
     def done(self) -> bool:
         return all(arm.reason for arm in self.arms)
+
+    def logits(self, probe: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(P, C) logits of every student on ``probe``: one forward pass each."""
+        return {arm.name: predict_logits(arm.model, probe) for arm in self.arms}
 
 
 def train_arms(setup: Setup, *, should_stop: Callable[[], bool] | None = None) -> Iterator[Snapshot]:
@@ -380,8 +389,9 @@ def _snapshot(setup: Setup, lock: _Lockstep, probe: torch.Tensor, total: int, se
               final: bool = False) -> Snapshot:
     g, n_grid = setup.grid.size, setup.grid.size**2
     arms = {}
+    all_logits = lock.logits(probe)
     for arm in lock.arms:
-        logits = predict_logits(arm.model, probe)  # (G*G + M, C)
+        logits = all_logits[arm.name]  # (G*G + M, C)
         probs = torch.softmax(logits[:n_grid], 1).reshape(g, g, -1).to(torch.float16).numpy()  # (G, G, C)
         acc = (logits[n_grid:].argmax(1) == setup.data.y_test).float().mean().item()
         arms[arm.name] = ArmFrame(probs, arm.step, arm.take_loss(), acc)
@@ -457,6 +467,7 @@ def run_playground_seeds(cfg: PlaygroundConfig, seeds: Sequence[int], *, store: 
         "arms": {arm: {"mean": statistics.fmean(v), "per_seed": v} for arm, v in per_arm.items()},
         "gain": {f"{arm}_minus_scratch": statistics.fmean(a - b for a, b in zip(per_arm[arm], per_arm["scratch"]))
                  for arm in ("hard", "soft")},
+        "datasets": [r.setup.data.name for r in results],
         "teacher": {"test_accuracy": statistics.fmean(t.test_accuracy for t in teachers),
                     "per_seed": [t.test_accuracy for t in teachers],
                     "source": ["trained" if t.source == "trained" else "cache" for t in teachers]},
