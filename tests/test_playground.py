@@ -162,6 +162,18 @@ def test_snapshots_come_while_the_students_train_and_cover_the_grid(setup):
     assert len(set(student_says.tolist())) > 1  # a boundary on the grid, not one colour
 
 
+def test_a_slow_stretch_still_yields_live_snapshots(setup, monkeypatch):
+    planned = list(pg.train_arms(setup))
+    monkeypatch.setattr(pg, "LIVE_INTERVAL", 0.0)  # as if every pause of the lockstep came too late
+    snaps = list(pg.train_arms(setup))
+    grain = max(1, FAST.steps // pg.MAX_STEP_EVENTS)
+    assert len(snaps) > len(planned) and [s.step for s in snaps] == list(range(0, FAST.steps + 1, grain))
+    for arm in ARMS:  # looking at the students more often does not change what they learn
+        a, b = planned[-1].arms[arm], snaps[-1].arms[arm]
+        assert (a.test_accuracy, a.train_loss) == (b.test_accuracy, b.train_loss)
+        assert np.array_equal(a.probs, b.probs)
+
+
 def test_the_grid_spans_the_data_and_the_teacher_field_is_one_forward_pass(setup):
     grid, data = setup.grid, setup.data
     everything = torch.cat([data.x_train, data.x_test])

@@ -277,8 +277,8 @@ def arm_splits(setup: Setup) -> dict[str, Split]:
 class ArmFrame:
     probs: np.ndarray  # (G, G, C) float16: the student's softmax on the grid
     step: int
-    train_loss: float | None  # mean since the previous snapshot (None at step 0); each arm's own loss, so the
-    # soft arm's (with its T^2 * KL term) is not comparable with the other two
+    train_loss: float | None  # mean over the last engine window (steps // 200 steps; None at step 0): each
+    # arm's own loss, so the soft arm's (with its T^2 * KL term) is not comparable with the other two
     test_accuracy: float
 
 
@@ -308,21 +308,15 @@ class _Arm:
 
     def __init__(self, name: str, model: nn.Module, events: Iterator[Event]):
         self.name, self.model, self.events = name, model, events
-        self.step, self.reason, self.losses = 0, "", []
+        self.step, self.reason, self.loss = 0, "", None
 
     def advance(self, to_step: int) -> None:
         while not self.reason and self.step < to_step:
             event = next(self.events)
             if event.kind == "step":
-                self.step = event.step
-                self.losses.append(event.metrics["train_loss"])
+                self.step, self.loss = event.step, event.metrics["train_loss"]
             elif event.kind == "done":
                 self.step, self.reason = event.step, event.reason or "completed"
-
-    def take_loss(self) -> float | None:
-        mean = statistics.fmean(self.losses) if self.losses else None
-        self.losses = []
-        return mean
 
 
 class _Lockstep:
@@ -331,7 +325,7 @@ class _Lockstep:
 
     This is the seam for a stacked trainer (all three as one batched model, one backward a step): what
     ``train_arms`` needs is ``advance``, ``step``, ``done``, ``logits`` and, per arm, ``name``, ``step``,
-    ``reason`` and ``take_loss``."""
+    ``reason`` and ``loss``."""
 
     def __init__(self, setup: Setup, should_stop: Callable[[], bool] | None):
         cfg, data = setup.config, setup.data
@@ -371,7 +365,7 @@ def train_arms(setup: Setup, *, should_stop: Callable[[], bool] | None = None) -
     grain = max(1, cfg.steps // MAX_STEP_EVENTS)  # the engine pauses (yields a step event) this often
     t0 = last = time.perf_counter()
     yield _snapshot(setup, lock, probe, cfg.steps, 0.0)
-    for target in frame_steps(cfg.steps, cfg.frames)[1:-1]:  # the last step is the final snapshot's
+    for target in frame_steps(cfg.steps, cfg.frames)[1:]:
         while not lock.done and lock.step < target:
             lock.advance(min(target, lock.step + grain))
             if lock.step < target and time.perf_counter() - last >= LIVE_INTERVAL:  # a slow stretch: keep it live
@@ -379,8 +373,9 @@ def train_arms(setup: Setup, *, should_stop: Callable[[], bool] | None = None) -
                 yield _snapshot(setup, lock, probe, cfg.steps, last - t0)
         if lock.done:
             break
-        last = time.perf_counter()
-        yield _snapshot(setup, lock, probe, cfg.steps, last - t0)
+        if target < cfg.steps:  # the last step's snapshot is the final one, below
+            last = time.perf_counter()
+            yield _snapshot(setup, lock, probe, cfg.steps, last - t0)
     while not lock.done:  # the last steps, then the engine's done events
         lock.advance(cfg.steps + 1)
     yield _snapshot(setup, lock, probe, cfg.steps, time.perf_counter() - t0, final=True)
@@ -395,7 +390,7 @@ def _snapshot(setup: Setup, lock: _Lockstep, probe: torch.Tensor, total: int, se
         logits = all_logits[arm.name]  # (G*G + M, C)
         probs = torch.softmax(logits[:n_grid], 1).reshape(g, g, -1).to(torch.float16).numpy()  # (G, G, C)
         acc = (logits[n_grid:].argmax(1) == setup.data.y_test).float().mean().item()
-        arms[arm.name] = ArmFrame(probs, arm.step, arm.take_loss(), acc)
+        arms[arm.name] = ArmFrame(probs, arm.step, arm.loss, acc)
     reason = ""
     if final:
         reasons = {a.reason for a in lock.arms}
