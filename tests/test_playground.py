@@ -238,7 +238,8 @@ def test_seeds_summary_shape():
     for arm in ARMS:
         assert out["arms"][arm]["per_seed"] == [pytest.approx(out["arms"][arm]["mean"])]
         assert 0 <= out["arms"][arm]["mean"] <= 1
-    assert out["gain"]["soft_minus_scratch"] == pytest.approx(out["arms"]["soft"]["mean"] - out["arms"]["scratch"]["mean"])
+    arms = out["arms"]
+    assert out["gain"]["soft_minus_scratch"] == pytest.approx(arms["soft"]["mean"] - arms["scratch"]["mean"])
     assert 0.95 < out["teacher"]["test_accuracy"] <= 1 and "seed" not in out["config"]
     with pytest.raises(ConfigError, match="1 to 10 seeds"):
         pg.run_playground_seeds(FAST, [])

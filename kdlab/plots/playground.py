@@ -6,9 +6,10 @@ the transfer points faint. The heatmap carries ``class + confidence`` per cell (
 figure's JSON says what was drawn: ``floor(z)`` is the predicted class, ``z - floor(z)`` its confidence.
 
 Class colours: Okabe & Ito, as ``ROLE_COLORS``. ``figures.CLASS_COLORS`` (Tableau 10) is not used here: its
-orange and green differ by a CIELAB ΔE of 5 for a protanope (Machado et al. 2009 simulation; Okabe-Ito's
-closest pair here: 52), and the confidence shading mixes every colour with white, which brings them closer
-still. Each class also has its own marker shape, so the points never depend on colour alone.
+orange and green differ by a CIELAB ΔE of 5 for a protanope (Machado et al. 2009 simulation), while the
+three Okabe-Ito colours here stay at least 52 apart for protanopes and deuteranopes (17 between blue and
+green for the rare tritanope); the confidence shading mixes every colour with white, which brings any two
+closer still. Each class also has its own marker shape, so the points never depend on colour alone.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from kdlab.plots.figures import FONT, ROLE_COLORS, _tint
 
 REGION_COLORS = (ROLE_COLORS["teacher"], "#E69F00", ROLE_COLORS["scratch"], "#CC79A7")  # Okabe-Ito
 CLASS_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
-SHADE = (0.06, 0.72)  # white mixed in at no confidence / full confidence: a marked point still stands out
-MAX_CONFIDENCE = 0.99  # a cell's code stays below the next class's (c + 0.99 rounds to c + 0.99, not c + 1)
+SHADE = (0.06, 0.72)  # share of the class colour (the rest white) at no / full confidence: a marked point stands out
+MAX_CONFIDENCE = 0.99  # codes are rounded to 2 decimals: c + 0.996 would round into class c + 1's band
 MAX_TRANSFER_DRAWN = 600  # enough to show where the data lie; fewer keeps a redraw's JSON small
 TITLE_FONT = dict(size=20)
 ARM_TITLES = {"scratch": "Scratch: the labels alone", "hard": "Hard pseudo-labels",

@@ -415,11 +415,16 @@ class PlaygroundResult:
     def summary(self) -> dict[str, Any]:
         t, final = self.setup.teacher, self.final
         return {"config": to_dict(self.setup.config), "dataset": self.setup.data.name,
-                "teacher": {"test_accuracy": t.test_accuracy, "source": "trained" if t.source == "trained" else "cache",
-                            "key": t.key, "seconds": self.setup.teacher_seconds},
+                "teacher": {"test_accuracy": t.test_accuracy, "source": _source(t), "key": t.key,
+                            "seconds": self.setup.teacher_seconds},
                 "arms": {arm: {"test_accuracy": f.test_accuracy, "train_loss": f.train_loss, "steps": f.step}
                          for arm, f in final.arms.items()},
                 "reason": final.reason, "seconds": self.seconds, "frames": len(self.frames)}
+
+
+def _source(teacher: Teacher) -> str:
+    """"trained" or "cache" (memory or disk), as ``kdlab distill --json`` reports it."""
+    return "trained" if teacher.source == "trained" else "cache"
 
 
 def run_playground(cfg: PlaygroundConfig, *, data: Dataset | None = None, store: TeacherStore | None = None,
@@ -466,7 +471,7 @@ def run_playground_seeds(cfg: PlaygroundConfig, seeds: Sequence[int], *, store: 
         "datasets": [r.setup.data.name for r in results],
         "teacher": {"test_accuracy": statistics.fmean(t.test_accuracy for t in teachers),
                     "per_seed": [t.test_accuracy for t in teachers],
-                    "source": ["trained" if t.source == "trained" else "cache" for t in teachers]},
+                    "source": [_source(t) for t in teachers]},
         "reasons": [r.final.reason for r in results],
         "seconds": time.perf_counter() - t0,
     }
