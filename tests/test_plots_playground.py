@@ -53,7 +53,7 @@ def test_boundary_figure_carries_the_field_and_the_points():
     faint = next(t for t in s["data"] if t["meta"]["kind"] == "transfer")
     assert faint["meta"]["drawn_of"] == 2000 and 0 < len(faint["x"]) <= pp.MAX_TRANSFER_DRAWN
     title = s["layout"]["title"]["text"]
-    assert "Soft targets" in title and "97 % test" in title and "step 400 / 2000" in title
+    assert "Soft targets" in title and "97.1 % test" in title and "step 400 / 2000" in title
     assert s["layout"]["yaxis"]["scaleanchor"] == "x"  # square cells: a circle stays round
     assert s["layout"]["title"]["font"]["size"] >= 18 and s["layout"]["font"]["size"] >= 15  # projector
 
@@ -80,7 +80,7 @@ def test_teacher_figure_softens_with_temperature():
     z_cold, z_hot = (np.array(f["data"][0]["z"]) for f in (cold, hot))
     assert np.array_equal(np.floor(z_cold), np.floor(z_hot))  # T never changes the argmax
     assert (z_hot - np.floor(z_hot)).mean() < (z_cold - np.floor(z_cold)).mean()  # but pales the field
-    assert "T = 20" in hot["layout"]["title"]["text"] and "100 % test" in cold["layout"]["title"]["text"]
+    assert "T = 20" in hot["layout"]["title"]["text"] and "100.0 % test" in cold["layout"]["title"]["text"]
 
 
 def test_soft_field_is_the_softmax_at_t():
@@ -95,4 +95,4 @@ def test_soft_field_is_the_softmax_at_t():
 
 def test_arm_titles():
     assert pp.arm_title("scratch") == "Scratch: the labels alone"
-    assert "44 % test" in pp.arm_title("scratch", 0.44) and "step 7" in pp.arm_title("hard", step=7)
+    assert "44.0 % test" in pp.arm_title("scratch", 0.44) and "step 7" in pp.arm_title("hard", step=7)

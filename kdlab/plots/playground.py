@@ -108,11 +108,11 @@ def _labelled(xy: np.ndarray, cls: np.ndarray, classes: Sequence[str]) -> list[d
 
 def arm_title(arm: str, test_accuracy: float | None = None, step: int | None = None,
               total_steps: int | None = None) -> str:
-    """'Soft targets', then a smaller second line '97 % test · step 400 / 2000' (each part when given): two
+    """'Soft targets', then a smaller second line '97.1 % test · step 400 / 2000' (each part when given): two
     short lines fit a quarter of a projector's width."""
     facts = []
     if test_accuracy is not None:
-        facts.append(f"{100 * test_accuracy:.0f} % test")
+        facts.append(f"{100 * test_accuracy:.1f} % test")
     if step is not None:
         facts.append(f"step {step}" + (f" / {total_steps}" if total_steps is not None else ""))
     return _two_lines(ARM_TITLES.get(arm, arm), " · ".join(facts))
@@ -126,7 +126,7 @@ def teacher_figure(xs: Sequence[float], ys: Sequence[float], logits: np.ndarray,
                    classes: Sequence[str], *, test_accuracy: float | None = None, **points) -> go.Figure:
     """The teacher's soft-target field at T (``logits`` (G, G, C) computed once on the grid): the higher T,
     the paler the plane, the more of the teacher's doubt near a boundary reaches the student."""
-    facts = f"{100 * test_accuracy:.0f} % test" if test_accuracy is not None else ""
+    facts = f"{100 * test_accuracy:.1f} % test" if test_accuracy is not None else ""
     title = _two_lines(f"Teacher's soft targets at T = {temperature:g}", facts)
     return boundary_figure(xs, ys, soft_field(logits, temperature), classes, title, **points)
 
