@@ -77,7 +77,7 @@ def live_panel(job: Job, lab: Lab) -> None:
     fraction, text = live.progress(events, lab)
     st.progress(min(1.0, fraction), text=text)
     if curves := live.curves(events):
-        layout.chart(plots.training_curves(curves, presenter=layout.presenter()), key="live_curves")
+        layout.chart(plots.training_curves(curves), key="live_curves")
         st.caption("Live: the students' losses and test accuracy as they train (the seed in progress).")
 
 
@@ -95,7 +95,7 @@ def results(record: RunRecord, ls: settings.LabSettings) -> None:
         st.info(f"This run hit its time limit: {record.stopped}.")
     for message in record.warnings:
         st.warning(message)
-    st.dataframe(results_table(record), hide_index=True, key="results_table", width="stretch")
+    st.table(results_table(record))  # a static table wraps on a 1024-wide projector; a dataframe clips columns
     d = record.distilled[0]
     st.caption(f"{record.test_size} test images. The student has {record.teacher.params / d.params:.1f}× fewer "
                "parameters than the teacher. Agreement: how often a student predicts the teacher's class.")
@@ -103,7 +103,7 @@ def results(record: RunRecord, ls: settings.LabSettings) -> None:
         kind, text = found
         (st.success if kind == CLEAR_GAIN else st.info)(text)
     layout.chart(plots.training_curves({"distilled": d.curve, "scratch": record.scratch[0].curve if record.scratch
-                                        else None}, record.teacher.test_accuracy, presenter=layout.presenter()),
+                                        else None}, record.teacher.test_accuracy),
                  key="curves")
     seed = f" (seed {d.seed})" if len(record.distilled) > 1 else ""
     st.caption(f"Curves{seed}: each loss point is the mean since the previous one. Look for the distilled "
@@ -151,9 +151,9 @@ def results_table(record: RunRecord) -> pd.DataFrame:
         spread = "" if len(acc) == 1 else f" ± {pd.Series(acc).std():.1f}"
         rows.append({"model": name, "test accuracy (%)": f"{sum(acc) / len(acc):.1f}{spread}",
                      "per seed": ", ".join(f"{a:.1f}" for a in acc) if len(acc) > 1 else "",
-                     "agreement (%)": f"{100 * sum(m.agreement for m in models) / len(models):.1f}",
-                     "parameters": f"{models[0].params:,}", "µs per example": f"{1e6 * models[0].latency_s:.2f}"})
-    table = pd.DataFrame(rows)
+                     "agrees with teacher (%)": f"{100 * sum(m.agreement for m in models) / len(models):.1f}",
+                     "parameters": f"{models[0].params:,}", "µs / example": f"{1e6 * models[0].latency_s:.2f}"})
+    table = pd.DataFrame(rows).set_index("model")
     return table if len(record.distilled) > 1 else table.drop(columns="per seed")
 
 
