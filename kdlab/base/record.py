@@ -88,6 +88,7 @@ class RunRecord:
     stopped: str = ""  # which model a Stop ended, and where, in words
     warnings: list[str] = field(default_factory=list)
     planned_seeds: int = 1  # how many seeds the press asked for (a stopped run has fewer)
+    owner: str = ""  # a hash of the browser session that made it: runs are private to it (a lecturer sees all)
     id: str = ""  # set by the run store once saved
 
     @property
@@ -125,7 +126,7 @@ class RunRecord:
             raise ValueError("a run record needs at least one distilled student")
         rec = cls(config=distill_from_dict(d["config"]), classes=[str(c) for c in d["classes"]],
                   teacher=_model(d["teacher"]), **models,
-                  **{k: d[k] for k in ("label", "created", "reason", "stopped", "warnings", "planned_seeds", "id")
+                  **{k: d[k] for k in ("label", "created", "reason", "stopped", "warnings", "planned_seeds", "owner", "id")
                      if k in d})
         if rec.reason not in REASONS or not isinstance(rec.id, str) or not isinstance(rec.label, str):
             raise ValueError("bad reason, id or label")

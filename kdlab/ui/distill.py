@@ -1,6 +1,7 @@
 """The Distill page's pieces: the pool job of one Run press, its live panel, and the results of a run."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Callable
@@ -28,6 +29,7 @@ RUNNING = "kd.distill.running"  # the Lab of the run in progress (the widgets ma
 def distill_job(lab: Lab, data: Dataset) -> Callable[[Job], tuple[RunRecord, dict]]:
     """The work of one Run press on a pool worker: every seed's twins, then the record (saved unless stopped)."""
     store = resources.run_store()
+    owner = runner.session_owner()  # read here, on the session's thread: the worker has no session
 
     def fn(job: Job) -> tuple[RunRecord, dict]:
         t0 = time.perf_counter()
@@ -38,7 +40,7 @@ def distill_job(lab: Lab, data: Dataset) -> Callable[[Job], tuple[RunRecord, dic
             raise RunStopped("the run was stopped before its first student finished a step; nothing to show")
         log.info("job %s: %d seed(s) trained in %.2f s after %.2f s in the queue", job.id, len(results),
                  time.perf_counter() - t0, (job.started or job.submitted) - job.submitted)
-        record = build_record(lab, results)
+        record = dataclasses.replace(build_record(lab, results), owner=owner)
         first = results[0]
         outputs = {role: s.test_logits for role, s in (("distilled", first.distilled), ("scratch", first.scratch))
                    if s is not None}

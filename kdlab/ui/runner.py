@@ -11,6 +11,7 @@ no timers, so tests wait with ``job.wait()`` and then rerun the app, which is de
 """
 from __future__ import annotations
 
+import secrets
 from typing import Any, Callable
 
 import streamlit as st
@@ -41,6 +42,14 @@ def session_alive() -> Callable[[], bool]:
             return True
 
     return alive
+
+
+OWNER = "kd.owner"  # a random name of this browser session: what its runs are labelled with
+
+
+def session_owner() -> str:
+    """This browser session's random name (made on first use): its runs are private to it."""
+    return st.session_state.setdefault(OWNER, secrets.token_hex(8))
 
 
 def current(slot: str) -> Job | None:
