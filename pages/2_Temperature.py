@@ -1,7 +1,7 @@
 """Temperature: how softmax(t/T) flattens as T rises, on the teacher's cached logits (no forward pass)."""
 import streamlit as st
 
-from kdlab.ui import layout, settings, temperature
+from kdlab.ui import draw, layout, settings, temperature
 
 layout.require_router()
 layout.header("Temperature", "Soft targets: the teacher's probabilities softened by T. Move T and watch them flatten.")
@@ -19,6 +19,8 @@ temperature.examples(data, teacher, idx, t, student)
 student_note = ", orange: the latest distilled student at T." if student is not None else \
     ". Run a distillation to see the student beside it."
 st.caption("Faint bars: T = 1; solid: the chosen T" + student_note)
+
+draw.draw_ui(data, teacher, t)
 
 layout.chart(temperature.entropy_curves(data, teacher, idx, t), key="entropy")
 st.caption("Entropy of each example's soft targets against T: from nearly certain towards uniform (log C).")

@@ -53,3 +53,9 @@ def test_a_link_reproduces_the_view(app, finish_jobs):
     assert len(shown) == 3
     fresh.button(key="temp.new").click().run()  # a new random draw is in the link too
     assert fresh.query_params["sample"] == "4"
+
+
+def test_the_drawing_section_waits_for_a_drawing(app, finish_jobs):
+    at = _ready(app, finish_jobs)
+    assert any("Draw your own" in m.value for m in at.markdown)
+    assert any("black square" in i.value for i in at.info)  # nothing drawn yet: an invitation, not a guess

@@ -35,6 +35,7 @@ class Dataset:
     y_test: torch.Tensor  # (M,) int64
     classes: tuple[str, ...]  # human-readable class names; label i is classes[i]
     input_shape: tuple[int, ...]  # e.g. (1, 28, 28), (1, 8, 8), (2,)
+    pixels: "PixelScale | None" = None  # images only: how a raw pixel became an input (a drawing needs it)
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
@@ -171,9 +172,22 @@ def _standardise_pixels(x: np.ndarray, mean: float, std: float) -> torch.Tensor:
     return out.sub_(mean).div_(max(std, 1e-12))
 
 
+@dataclass(frozen=True)
+class PixelScale:
+    """Raw pixels of an image dataset: 0 (background) to ``ink`` (full ink: 16 for digits, 255 for MNIST), and the
+    training split's mean and std that standardise them."""
+
+    ink: float
+    mean: float
+    std: float
+
+    def standardise(self, raw: np.ndarray) -> torch.Tensor:
+        return _standardise_pixels(np.asarray(raw, dtype=np.float32), self.mean, self.std)
+
+
 def image_dataset(
     name: str, classes: Sequence[str], x_train: np.ndarray, y_train: np.ndarray,
-    x_test: np.ndarray, y_test: np.ndarray,
+    x_test: np.ndarray, y_test: np.ndarray, ink: float = 255.0,
 ) -> Dataset:
     """uint8 images (N, H, W) or (N, C, H, W) and integer labels -> a normalised Dataset; the statistics
     come from the training split only, so the test split never leaks into preprocessing."""
@@ -188,6 +202,7 @@ def image_dataset(
         y_test=as_labels(y_test, len(classes), name),
         classes=tuple(classes),
         input_shape=tuple(x_train.shape[1:]),
+        pixels=PixelScale(ink, mean, std),
     )
 
 
