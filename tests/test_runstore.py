@@ -1,16 +1,23 @@
-"""kdlab.stores.run_store: finished runs on disk; atomic, verified, capped, and never unpickled."""
+"""kdlab.stores.run_store: finished runs on disk; atomic, verified, validated, capped by count and bytes, and
+never unpickled."""
 import json
+import logging
+import os
+import time
 
 import pytest
 import torch
 from safetensors.torch import load as st_load
 
 from kdlab.base.config import DistillConfig, TrainConfig
-from kdlab.stores.run_store import RunNotFound, RunStore, jsonable, record_from_result
+from kdlab.stores import atomic
+from kdlab.stores.run_store import RunNotFound, RunStore, jsonable, record_from_result, validate_record
 
 
 def _record(label="r"):
-    return {"label": label, "config": {"dataset": "digits"}, "distilled": {"test_accuracy": float("nan")}}
+    """The shape record_from_result gives, small: what the Runs page reads of every record."""
+    return {"label": label, "config": {"dataset": "digits"}, "teacher": {"test_accuracy": 0.97},
+            "distilled": {"test_accuracy": float("nan"), "history": []}, "scratch": None}
 
 
 def _weights():
@@ -87,3 +94,146 @@ def test_record_from_a_real_run_is_json_ready(digits, torch_one_thread, kdlab_ca
     assert rec["classes"] == list(digits.classes) and len(rec["teacher"]["confusion"]) == 10
     assert rec["scratch"]["params"] == rec["distilled"]["params"] < rec["teacher"]["params"]
     assert sum(map(sum, rec["distilled"]["confusion"])) == len(digits.y_test)
+
+
+# ------------------------------------------------------------------------------------------- bad records
+# Issue 10, failure 5: one parseable run.json without 'distilled' or 'id' broke the Runs page for everyone.
+
+
+def _plant(tmp_path, run_id: str, change) -> None:
+    """A stored run whose run.json was then edited by ``change`` (a dict -> JSON-ready value function)."""
+    store = RunStore(tmp_path)
+    real = store.save(_record(), _weights())
+    folder = tmp_path / "runs" / real
+    record = json.loads((folder / "run.json").read_text())
+    record["id"] = run_id
+    (folder / "run.json").write_text(json.dumps(change(record)))
+    folder.rename(tmp_path / "runs" / run_id)
+
+
+def _without(key):
+    return lambda r: {k: v for k, v in r.items() if k != key}
+
+
+def _with(**changes):
+    return lambda r: {**r, **changes}
+
+
+BAD_RECORDS = {
+    "no distilled": _without("distilled"),
+    "no id": _without("id"),
+    "no teacher": _without("teacher"),
+    "no files": _without("files"),
+    "no label": _without("label"),
+    "an id of another run": _with(id="20200101-000000000-000000"),
+    "distilled is a string": _with(distilled="great"),
+    "accuracy is a string": lambda r: {**r, "distilled": {**r["distilled"], "test_accuracy": "high"}},
+    "accuracy is a bool": lambda r: {**r, "teacher": {**r["teacher"], "test_accuracy": True}},
+    "history is a number": lambda r: {**r, "distilled": {**r["distilled"], "history": 3}},
+    "scratch is a list": _with(scratch=[1]),
+    "created is a string": _with(created="yesterday"),
+    "label is a number": _with(label=7),
+    "config is a list": _with(config=[]),
+    "files of the wrong type": _with(files={"weights.safetensors": "x"}),
+    "a negative size": lambda r: {**r, "files": {**r["files"], "weights.safetensors": {"size": -1, "sha256": ""}}},
+    "the record is a list": lambda r: [r],
+    "the record is null": lambda r: None,
+    "another format version": _with(format_version=2),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_RECORDS), ids=list(BAD_RECORDS))
+def test_a_record_that_does_not_validate_is_skipped_and_reported_once(bad, tmp_path, caplog):
+    store = RunStore(tmp_path)
+    good = store.save(_record("good"), _weights())
+    bad_id = "20200101-000000000-abcdef"
+    _plant(tmp_path, bad_id, BAD_RECORDS[bad])
+    fresh = RunStore(tmp_path)  # a server started after the damage
+    with caplog.at_level(logging.WARNING, logger="kdlab"):
+        for _ in range(3):  # the Runs page lists on every rerun
+            assert [r["id"] for r in fresh.list()] == [good]
+    assert len([r for r in caplog.records if bad_id in r.getMessage()]) == 1
+    with pytest.raises(RunNotFound):
+        fresh.load(bad_id)
+    with pytest.raises(RunNotFound):
+        fresh.weights_bytes(bad_id)
+
+
+def test_save_refuses_a_record_that_would_not_list(tmp_path):
+    store = RunStore(tmp_path)
+    with pytest.raises(ValueError, match="distilled"):
+        store.save({"label": "x", "config": {}, "teacher": {"test_accuracy": 1.0}}, _weights())
+    assert store.ids() == []
+
+
+def test_a_real_record_validates(digits, torch_one_thread, kdlab_cache):
+    from kdlab.runs.distill import run_distill
+
+    cfg = DistillConfig(teacher="mlp:32", student="mlp:8", train=TrainConfig(epochs=1),
+                        teacher_train=TrainConfig(epochs=1))
+    result = run_distill(cfg, data=digits)
+    store = RunStore()
+    run_id = store.save(record_from_result(result), result.distilled.model.state_dict())
+    assert validate_record(RunStore().load(run_id), run_id)["id"] == run_id
+
+
+# ----------------------------------------------------------------------------------------------- bounds
+# Issue 10, failure 2: the run store capped a count (200), not bytes: 200 runs of 17 MB are 3.4 GB.
+
+
+def test_the_store_is_bounded_by_bytes_too(tmp_path):
+    big = {"w": torch.randn(256, 256)}  # 256 KiB of weights
+    store = RunStore(tmp_path, max_runs=200, max_bytes=700 * 1024)
+    ids = [store.save(_record(str(i)), big) for i in range(5)]
+    assert store.ids() == ids[::-1][:2]  # two fit in 700 KiB, a third would not
+    assert store.total_bytes() <= store.max_bytes
+
+
+def test_the_newest_run_stays_however_big(tmp_path):
+    store = RunStore(tmp_path, max_bytes=1024)
+    old = store.save(_record("old"), _weights())
+    new = store.save(_record("new"), {"w": torch.randn(64, 64)})
+    assert store.ids() == [new] and old != new
+
+
+@pytest.mark.parametrize("env, expected", [("", 512 * 2**20), ("2", 2 * 2**20), ("0", 0), ("x", 512 * 2**20)])
+def test_the_byte_bound_comes_from_the_environment(monkeypatch, tmp_path, env, expected):
+    monkeypatch.setenv("KDLAB_RUNS_MAX_MB", env)
+    assert RunStore(tmp_path).max_bytes == expected
+
+
+# ------------------------------------------------------------------------------------- planted, swept
+# Issue 10, failures 7 and 8.
+
+
+def test_a_planted_fifo_or_symlink_is_refused_without_blocking(tmp_path):
+    store = RunStore(tmp_path)
+    fifo_run = store.save(_record("fifo"), _weights())
+    link_run = store.save(_record("link"), _weights())
+    weights = tmp_path / "runs" / fifo_run / "weights.safetensors"
+    weights.unlink()
+    os.mkfifo(weights)
+    run_json = tmp_path / "runs" / link_run / "run.json"
+    run_json.unlink()
+    run_json.symlink_to("/dev/zero")
+    fresh = RunStore(tmp_path)
+    t0 = time.perf_counter()
+    assert [r["id"] for r in fresh.list()] == [fifo_run]
+    with pytest.raises(RunNotFound, match="FIFO"):
+        fresh.weights_bytes(fifo_run)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_stale_temporary_folders_are_swept(tmp_path):
+    store = RunStore(tmp_path)
+    store.save(_record(), _weights())
+    old, young = (tmp_path / "runs" / f".tmp-20200101-000000000-abcdef-{c * 32}" for c in "ab")
+    for folder, age in ((old, atomic.STALE_TMP_SECONDS + 60), (young, 5)):
+        folder.mkdir()
+        (folder / "weights.safetensors").write_bytes(b"half")
+        os.utime(folder, (time.time() - age, time.time() - age))
+    assert store.sweep_temporary() == [old.name]
+    assert not old.exists() and young.exists()
+    os.utime(young, (time.time() - atomic.STALE_TMP_SECONDS - 60,) * 2)
+    store.save(_record(), _weights())  # a save sweeps too
+    assert not young.exists()
