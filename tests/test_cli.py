@@ -66,7 +66,9 @@ def test_distill_json_contract_and_cached_second_run(capsys):
     code, out, err = cli(capsys, *argv)  # progress bars on: they must stay on stderr
     assert code == 0, err
     first = one_json_object(out)
-    assert set(first) == {"config", "teacher", "student", "scratch", "baseline"}
+    assert set(first) == {"config", "teacher", "student", "scratch", "baseline", "summary"}
+    assert first["summary"]["seeds"] == [0] and first["summary"]["distilled"]["per_seed"] == [
+        first["student"]["test_accuracy"]]
     assert {"source", "test_accuracy", "params", "seconds"} <= set(first["teacher"])
     assert first["teacher"]["source"] == "trained"
     assert first["teacher"]["test_accuracy"] > 0.95
@@ -75,11 +77,13 @@ def test_distill_json_contract_and_cached_second_run(capsys):
         part = first[role]
         assert {"test_accuracy", "agreement", "params", "seconds", "history"} <= set(part)
         assert 0.0 <= part["test_accuracy"] <= 1.0 and 0.0 <= part["agreement"] <= 1.0
-        assert [sorted(h) for h in part["history"]] == [["epoch", "test_accuracy", "train_loss"]] * 5
-        assert all(0.0 <= h["test_accuracy"] <= 1.0 for h in part["history"])
+        assert part["steps"] == 1000 and part["reason"] == "completed"  # the default budget: 1 000 steps
+        assert {"epoch", "step", "test_accuracy", "train_loss"} <= set(part["history"][-1])
+        assert part["history"][-1]["step"] == 1000 and all(0.0 <= h["test_accuracy"] <= 1.0 for h in part["history"])
+        assert part["test_accuracy"] > 0.93  # the defaults train a sensible student (teacher: ~97 %)
     assert set(first["baseline"]) == set(first["student"])
     assert first["config"]["teacher"] == "mlp:500" and first["config"]["temperature"] == 4.0
-    assert first["config"]["alpha"] == 0.9 and first["config"]["train"]["epochs"] == 5
+    assert first["config"]["alpha"] == 0.9 and first["config"]["train"]["steps"] == 1000
 
     MEMORY.clear()  # a second `kdlab` process starts with an empty memory
     code, out, err = cli(capsys, *argv, "--quiet")
@@ -127,7 +131,9 @@ def test_teacher_json_and_cache_commands(capsys, kdlab_cache):
     [row] = listing["entries"]
     assert row["key"] == first["key"] and row["state"] == "ok" and row["arch"] == "mlp:32"
 
-    code, out, _ = cli(capsys, "cache", "clear", "--json")
+    code, out, err = cli(capsys, "cache", "clear", "--json")  # stdin is no terminal here: it must not ask
+    assert code == 2 and "pass --yes" in err and "delete 1 cached teacher(s)" in err
+    code, out, _ = cli(capsys, "cache", "clear", "--yes", "--json")
     assert code == 0 and one_json_object(out)["removed"] == 1
     code, out, _ = cli(capsys, "cache", "list", "--json")
     assert one_json_object(out)["entries"] == []
@@ -136,9 +142,13 @@ def test_teacher_json_and_cache_commands(capsys, kdlab_cache):
     assert one_json_object(out)["source"] == "trained"
 
 
-def test_without_json_the_output_is_still_json(capsys):
+def test_without_json_the_output_is_for_people(capsys, kdlab_cache):
     code, out, _ = cli(capsys, "cache", "list")
-    assert code == 0 and json.loads(out)["entries"] == []
+    assert code == 0 and out.startswith(f"teacher cache {kdlab_cache / 'teachers'}: 0 entries")
+    code, out, _ = cli(capsys, "teacher", *TINY, "--quiet")
+    assert code == 0 and out.startswith("teacher mlp:32 on digits: ") and "trained and cached" in out
+    code, out, _ = cli(capsys, "cache", "list")
+    assert "1 entries" in out.splitlines()[0] and "mlp:32" in out.splitlines()[2]
 
 
 def test_corrupt_cache_file_is_reported_and_rebuilt(capsys, kdlab_cache, caplog):
@@ -165,7 +175,7 @@ def test_unwritable_cache_warns_and_completes(capsys, tmp_path, monkeypatch):
     assert result["source"] == "trained" and result["warnings"] and "could not write" in result["warnings"][0]
     code, out, _ = cli(capsys, "cache", "list", "--json")
     assert code == 0 and one_json_object(out)["entries"] == []
-    code, out, _ = cli(capsys, "cache", "clear", "--json")
+    code, out, _ = cli(capsys, "cache", "clear", "--json")  # nothing to delete: no question
     assert code == 0 and one_json_object(out)["removed"] == 0
 
 
@@ -173,13 +183,13 @@ def test_unwritable_cache_warns_and_completes(capsys, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["distill", "--dataset", "nope"], "unknown dataset 'nope'; choose one of: digits"),
-    (["teacher", "--dataset", "nope"], "unknown dataset"),
+    (["distill", "--dataset", "nope"], "dataset='nope': choose one of digits, mnist"),
+    (["teacher", "--dataset", "nope"], "dataset='nope': choose one of"),
     (["distill", "--teacher", "foo"], "valid forms"),
     (["distill", "--student", "mlp:a"], "valid forms"),
     (["teacher", "--arch", "cnn:big"], "valid forms"),
     (["distill", "--student", "cnn:small", "--dataset", "moons"], "image"),
-    (["distill", "--loss", "kd"], "unknown loss 'kd'; choose one of: hinton"),
+    (["distill", "--loss", "kd"], "loss='kd': choose one of hinton, source"),
     (["distill", "--temperature", "0"], "temperature"),
     (["distill", "--temperature", "nan"], "temperature"),
     (["distill", "-T", "-2"], "temperature"),
@@ -194,15 +204,17 @@ def test_unwritable_cache_warns_and_completes(capsys, tmp_path, monkeypatch):
     (["distill", "--lam", "0.2"], "no parameter 'lam'"),
     (["distill", "--loss", "source", "--lam", "-1"], "lam"),
     (["distill", "--loss", "dkd", "--no-labels"], "needs labels"),
-    (["distill", "--transfer-size", "0"], "transfer_size"),
+    (["distill", "--transfer-size", "-1"], "transfer_size"),
     (["distill", "--transfer-size", "100000"], "transfer set"),
     (["distill", "--omit-class", "10"], "omitted class 10"),
     (["distill", "--device", "cuda"], "cuda"),
     (["distill", "--device", "cuda:x"], "device"),
     (["teacher", "--device", "gpu"], "device"),
-    (["distill", "--temperature", "abc"], "invalid float value"),
-    (["distill", "--epochs", "2.5"], "invalid int value"),
-    (["distill", "--optimizer", "rmsprop"], "invalid choice"),
+    (["distill", "--temperature", "abc"], "temperature='abc': must be a number"),
+    (["distill", "--epochs", "2.5"], "epochs='2.5': must be a whole number"),
+    (["distill", "--optimizer", "rmsprop"], "optimizer='rmsprop': choose one of adam, sgd"),
+    (["distill", "--seeds", "9"], "seeds must be a whole number in [1, 5]"),
+    (["distill", "--preset", "nope"], "unknown preset 'nope'; choose one of: Default"),
     (["distill", "--frobnicate"], "unrecognized arguments"),
     (["cache", "purge"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
@@ -251,7 +263,7 @@ def test_divergence_is_a_clean_error(capsys, monkeypatch):
             return LossOutput(total, {"hard": total.detach(), "soft": total.detach()})
         return loss
 
-    monkeypatch.setattr(distill, "make_loss", exploding)
+    monkeypatch.setattr(distill, "bind_loss", exploding)
     line = assert_one_line_error(*cli(capsys, "distill", "--teacher", "mlp:32", "--teacher-epochs", "1",
                                       "--epochs", "1", "--lr", "0.5", "--json", "--quiet"))
     assert "learning rate 0.5" in line
@@ -288,3 +300,43 @@ def test_real_process_entry_point(kdlab_cache):
     assert result["source"] == "trained" and result["key"] == key
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("kdlab: WARNING:")]
     assert len(warnings) == 1 and key in warnings[0] and "rebuilt" in warnings[0]
+
+
+# ------------------------------------------------------------------------------------- CLI hygiene
+
+
+def test_help_shows_defaults_from_the_config_and_names_from_the_registries(capsys):
+    with pytest.raises(SystemExit):
+        main(["distill", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Temperature T. Softens the teacher's outputs: softmax(logits / T). (default: 4)" in text
+    assert "(default: 1000)" in text and "one of: hinton, source, soft-only, logit-mse, dkd" in text
+    assert "one of: digits, mnist, fashion-mnist" in text
+
+
+def test_a_preset_gives_the_settings_and_flags_override_it():
+    from kdlab.cli.commands.distill import lab_from_args
+    from kdlab.cli.main import build_parser
+
+    lab = lab_from_args(build_parser().parse_args(["distill", "--preset", "Tiny student", "-T", "7", "--epochs", "3"]))
+    assert lab.config.student == "mlp:30" and lab.config.temperature == 7.0  # from the preset, then the flag
+    assert lab.config.train.epochs == 3 and lab.config.train.steps is None  # --epochs alone: an epoch budget
+
+
+def test_presets_lists_every_preset_with_what_it_shows(capsys):
+    from kdlab.runs.presets import preset_names
+
+    code, out, _ = cli(capsys, "presets", "--json")
+    listed = one_json_object(out)["presets"]
+    assert code == 0 and [p["name"] for p in listed] == preset_names()
+    assert all(p["summary"] and p["label"] for p in listed)
+
+
+def test_a_closed_pipe_is_no_traceback(kdlab_cache):
+    env = dict(os.environ, KDLAB_CACHE_DIR=str(kdlab_cache), OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen([sys.executable, "-m", "kdlab", "presets"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before kdlab writes, as with `kdlab presets | head -0`
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141 and "Traceback" not in err and "BrokenPipe" not in err

@@ -18,7 +18,7 @@ CFG = DistillConfig(
     train=TrainConfig(epochs=3, lr=1e-2), teacher_train=TrainConfig(epochs=6, lr=1e-2),
 )
 STUDENT_KEYS = {"test_accuracy", "agreement", "params", "seconds", "history"}
-HISTORY_KEYS = {"epoch", "train_loss", "test_accuracy"}
+HISTORY_KEYS = {"epoch", "step", "train_loss", "test_accuracy"}
 
 
 @pytest.fixture(autouse=True)

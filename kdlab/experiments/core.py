@@ -235,11 +235,6 @@ def stats_only(a: dict[str, Any]) -> dict[str, Any]:
     return {k: a[k] for k in ("mean", "std", "per_seed")}
 
 
-def scratch_config(cfg: DistillConfig) -> DistillConfig:
-    """What run_distill's scratch twin trains: the same student, transfer set and budget on hard labels."""
-    return cfg.replace(loss="hinton", alpha=0.0, loss_params={}, use_labels=True)
-
-
 def mean_lists(lists: list[list[float]]) -> list[float]:
     return [statistics.fmean(col) for col in zip(*lists)]
 

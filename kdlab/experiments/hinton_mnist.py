@@ -8,8 +8,8 @@ from typing import Any, Hashable
 
 from kdlab.base.config import to_dict
 from kdlab.data import Dataset
-from kdlab.runs.distill import RunResult
-from kdlab.experiments.core import PAPER, Run, Settings, arm, count_errors, register, scratch_config, stats
+from kdlab.runs.distill import RunResult, scratch_config
+from kdlab.experiments.core import PAPER, Run, Settings, arm, count_errors, register, stats
 
 
 @dataclass(frozen=True, kw_only=True)

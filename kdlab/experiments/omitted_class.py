@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any, Hashable
 
 from kdlab.data import Dataset
-from kdlab.runs.distill import RunResult
+from kdlab.runs.distill import RunResult, scratch_config
 from kdlab.base.errors import ConfigError
 from kdlab.experiments.core import (
-    DIGITS_TEACHER, FASHION_TEACHER, PAPER, Run, Settings, arm, bias_curve, mean_lists, register, scratch_config,
+    DIGITS_TEACHER, FASHION_TEACHER, PAPER, Run, Settings, arm, bias_curve, mean_lists, register,
 )
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Hashable
 
 from kdlab.data import Dataset
-from kdlab.runs.distill import RunResult
-from kdlab.experiments.core import DIGITS_TEACHER, Run, Settings, arm, register, scratch_config, stats_only
+from kdlab.runs.distill import RunResult, scratch_config
+from kdlab.experiments.core import DIGITS_TEACHER, Run, Settings, arm, register, stats_only
 
 
 @dataclass(frozen=True, kw_only=True)

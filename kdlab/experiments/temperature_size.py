@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Hashable
 
 from kdlab.data import Dataset
-from kdlab.runs.distill import RunResult
+from kdlab.runs.distill import RunResult, scratch_config
 from kdlab.experiments.core import (
-    DIGITS_TEACHER, FASHION_TEACHER, PAPER, Run, Settings, arm, register, scratch_config, stats_only,
+    DIGITS_TEACHER, FASHION_TEACHER, PAPER, Run, Settings, arm, register, stats_only,
 )
 
 

@@ -14,7 +14,7 @@ from kdlab.base.config import DistillConfig, to_dict
 from kdlab.data import DATASETS, Dataset, load_dataset
 from kdlab.training.engine import Event, Split, resolve_device, train
 from kdlab.base.errors import ConfigError
-from kdlab.training.losses import make_loss, validate_loss_params
+from kdlab.training.losses import bind_loss, loss_info, validate_loss_params
 from kdlab.training.metrics import evaluate, latency_per_example, predict_logits, with_bias
 from kdlab.training.models import build_model, count_params, macs_per_example, validate_spec
 from kdlab.runs.teacher import RunStopped, Teacher, get_teacher
@@ -32,6 +32,7 @@ class StudentReport:
     macs: int
     latency_s: float  # CPU seconds per example, batched
     seconds: float  # wall time of its training
+    steps: int  # optimizer steps taken
     reason: str  # "completed", "stopped" or "time limit"
     history: list[dict[str, float]]
     confusion: list[list[int]]
@@ -44,8 +45,10 @@ class StudentReport:
         return {
             "test_accuracy": self.test_accuracy, "agreement": self.agreement, "kl_to_teacher": self.kl_to_teacher,
             "params": self.params, "macs": self.macs, "latency_s": self.latency_s, "seconds": self.seconds,
-            "reason": self.reason, "per_class_accuracy": self.per_class_accuracy,
-            "history": [{k: h[k] for k in ("epoch", "train_loss", "test_accuracy") if k in h} for h in self.history],
+            "steps": self.steps, "reason": self.reason, "per_class_accuracy": self.per_class_accuracy,
+            "confusion": self.confusion,
+            "history": [{k: h[k] for k in ("epoch", "step", "train_loss", "test_accuracy") if k in h}
+                        for h in self.history],
         }
 
 
@@ -68,15 +71,21 @@ class RunResult:
         return out
 
 
+def scratch_config(cfg: DistillConfig) -> DistillConfig:
+    """What the scratch twin trains: the same student, transfer set, seed and budget, on the hard labels alone
+    (hinton at alpha = 0 is plain cross-entropy)."""
+    return cfg.replace(loss="hinton", alpha=0.0, loss_params={}, use_labels=True)
+
+
 def validate(cfg: DistillConfig) -> None:
-    """Every check that needs no data: raises ConfigError before any work starts."""
+    """Every check of a run that needs no data, in one place: raises ConfigError before any work starts."""
     cfg.validate()
     DATASETS.get(cfg.dataset)
     validate_spec(cfg.teacher)  # the grammar and the numbers; whether it fits the data is checked on loading
     validate_spec(cfg.student)
     validate_loss_params(cfg.loss, cfg.temperature, cfg.alpha, **cfg.loss_params)
-    if cfg.loss == "dkd" and not cfg.use_labels:  # its terms split around the target class
-        raise ConfigError("loss 'dkd' needs labels; for an unlabelled transfer set use soft-only or hinton")
+    if loss_info(cfg.loss).needs_labels and not cfg.use_labels:
+        raise ConfigError(f"loss {cfg.loss!r} needs labels; for an unlabelled transfer set use soft-only or hinton")
     resolve_device(cfg.train.device)
     resolve_device(cfg.teacher_train.device)
 
@@ -96,12 +105,11 @@ def run_distill(cfg: DistillConfig, *, scratch: bool = True, store: TeacherStore
         teacher.meta = {**teacher.meta, "load_seconds": time.perf_counter() - t0}
     labels = data.y_train[idx]
     transfer = Split(data.x_train[idx], labels if cfg.use_labels else None, teacher.train_logits[idx])
-    loss = make_loss(cfg.loss, cfg.temperature, cfg.alpha, **cfg.loss_params)
-    student = train_student("distilled", cfg, data, teacher, transfer, loss, on_progress, should_stop)
+    student = train_student("distilled", cfg, data, teacher, transfer, _loss_of(cfg), on_progress, should_stop)
     twin = None
     if scratch:  # same student, seed, data and budget; hard labels and no teacher
         twin = train_student("scratch", cfg, data, teacher, Split(transfer.x, labels),
-                             make_loss("hinton", alpha=0.0), on_progress, should_stop)
+                             _loss_of(scratch_config(cfg)), on_progress, should_stop)
     return RunResult(cfg, data, teacher, student, twin)
 
 
@@ -122,7 +130,12 @@ def train_student(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher
     ev = evaluate(logits, data.y_test, data.num_classes, teacher.test_logits)
     return StudentReport(role, ev.accuracy, ev.agreement, ev.kl_to_teacher, count_params(model),
                          macs_per_example(model, data.input_shape), latency_per_example(model, data.input_shape),
-                         seconds, last.reason, last.history, ev.confusion, ev.per_class_accuracy, model, logits)
+                         seconds, last.step, last.reason, last.history, ev.confusion, ev.per_class_accuracy, model,
+                         logits)
+
+
+def _loss_of(cfg: DistillConfig):
+    return bind_loss(cfg.loss, cfg.temperature, cfg.alpha, **cfg.loss_params)  # validate(cfg) checked them
 
 
 def _check_classes(cfg: DistillConfig, data: Dataset) -> None:

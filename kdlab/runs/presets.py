@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from kdlab.base.config import DistillConfig, TrainConfig
 from kdlab.base.registry import Registry
+from kdlab.runs.lab import Lab
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,11 @@ class Preset:
     config: DistillConfig
     summary: str  # one line for the home page
     scratch: bool = True  # also train the same student without a teacher
+    expect: str = ""  # what the preset shows ("gain", "no gain", ...): a slow test checks it over 3 seeds
+
+    @property
+    def lab(self) -> Lab:
+        return Lab(self.config, self.scratch)
 
 
 PRESETS: Registry[Preset] = Registry("preset")

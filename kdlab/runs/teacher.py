@@ -22,7 +22,7 @@ from kdlab.base.config import TeacherConfig, to_dict
 from kdlab.data import Dataset
 from kdlab.training.engine import Event, Split, train
 from kdlab.base.errors import KdlabError
-from kdlab.training.losses import make_loss
+from kdlab.training.losses import plain_cross_entropy
 from kdlab.training.metrics import accuracy, predict_logits
 from kdlab.training.models import build_model, canonical_spec, count_params
 
@@ -140,7 +140,7 @@ def _train_and_store(cfg: TeacherConfig, data: Dataset, store: TeacherStore, key
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.arch, data.input_shape, data.num_classes)
     last = None
-    for last in train(model, Split(data.x_train, data.y_train), make_loss("hinton", alpha=0.0), cfg.train,
+    for last in train(model, Split(data.x_train, data.y_train), plain_cross_entropy(), cfg.train,
                       test=Split(data.x_test, data.y_test), should_stop=should_stop):
         if on_event is not None:
             on_event(last)

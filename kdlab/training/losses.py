@@ -1,8 +1,11 @@
 """Distillation objectives on two logit tensors (torchdistill's lesson: tensors in, no module hooks).
 
 Every loss is one registered function ``loss(student, teacher, labels, *, temperature, alpha, **weights)``
-that returns a ``LossOutput``; ``make_loss`` validates the settings and binds them, so the engine calls
-``loss_fn(student_logits, teacher_logits, labels)``.
+that returns a ``LossOutput``, registered with its facts (``LossInfo``: the formula in LaTeX, whether it uses
+T and alpha, whether it needs labels, its own weights and their bounds), so a front end shows only the controls
+a loss uses and its own formula. ``make_loss`` validates the settings and binds them, so the engine calls
+``loss_fn(student_logits, teacher_logits, labels)``; ``bind_loss`` binds settings that were validated already
+(``kdlab.runs.distill.validate`` is the one check of a run).
 
 Shared conventions:
 
@@ -16,7 +19,8 @@ Shared conventions:
 * ``teacher=None`` means "no teacher": losses with a cross-entropy term reduce to plain CE (the baseline
   of every KD comparison); ``soft-only`` has nothing left and raises ValueError.
 * ``make_loss`` validates temperature and alpha for every loss, even those that ignore them, so a bad
-  setting is reported the same way whatever loss is selected.
+  setting is reported the same way whatever loss is selected; the rules and their messages are
+  ``kdlab.base.config``'s, shared with DistillConfig.validate.
 """
 from __future__ import annotations
 
@@ -24,12 +28,13 @@ import functools
 import inspect
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
+from kdlab.base.config import check_alpha, check_temperature
 from kdlab.base.errors import ConfigError
 from kdlab.base.registry import Registry
 
@@ -43,7 +48,52 @@ class LossOutput:
 
 
 LossFn = Callable[[Tensor, Optional[Tensor], Optional[Tensor]], LossOutput]
-LOSSES: Registry[Callable[..., LossOutput]] = Registry("loss")
+
+
+@dataclass(frozen=True)
+class LossParam:
+    """One weight of a loss beyond T and alpha (its default is the function's keyword default)."""
+
+    symbol: str  # LaTeX, as it appears in the formula
+    label: str
+    help: str
+    default: float
+    high: float = 10.0  # a bound for widgets and links; the loss itself accepts any finite value >= 0
+    step: float = 0.05
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    """A registered loss and the facts every front end needs about it."""
+
+    name: str
+    fn: Callable[..., LossOutput]
+    formula: str  # LaTeX of the total, in the symbols s, t, y, T, alpha and the params' symbols
+    summary: str  # one line for a dropdown's help
+    uses_temperature: bool
+    uses_alpha: bool
+    needs_labels: bool = False  # True: refused for an unlabelled transfer set
+    params: dict[str, LossParam] = field(default_factory=dict)
+
+
+LOSSES: Registry[LossInfo] = Registry("loss")
+
+
+def register(name: str, *, formula: str, summary: str, uses: tuple[str, ...], needs_labels: bool = False,
+             params: dict[str, tuple[str, str, str]] | None = None) -> Callable:
+    """Register a loss function with its facts; ``params`` maps each extra keyword to (symbol, label, help)."""
+    def add(fn: Callable[..., LossOutput]) -> Callable[..., LossOutput]:
+        defaults = {p.name: p.default for p in inspect.signature(fn).parameters.values()
+                    if p.kind is p.KEYWORD_ONLY and p.name not in _COMMON_PARAMS}
+        described = params or {}
+        if set(described) != set(defaults):
+            raise ValueError(f"loss {name!r}: describe exactly its weights {sorted(defaults)}")
+        info = LossInfo(name, fn, formula, summary, "temperature" in uses, "alpha" in uses, needs_labels,
+                        {k: LossParam(*described[k], default=float(v)) for k, v in defaults.items()})
+        LOSSES.register(name)(info)
+        return fn
+    return add
+
 
 _COMMON_PARAMS = ("temperature", "alpha")
 
@@ -69,7 +119,7 @@ def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
 
 def soft_targets(logits: Tensor, temperature: float) -> Tensor:
     """softmax(logits / T) over the last axis: the "softened" distribution of Hinton et al. (2015)."""
-    _check_temperature(temperature)
+    check_temperature(temperature)
     return torch.softmax(logits / temperature, dim=-1)  # (B, C)
 
 
@@ -82,23 +132,36 @@ def loss_names() -> list[str]:
     return LOSSES.names()
 
 
+def loss_info(name: str) -> LossInfo:
+    """The facts of loss ``name``; ConfigError listing the valid names otherwise."""
+    return LOSSES.get(name)
+
+
 def make_loss(name: str, temperature: float = 4.0, alpha: float = 0.9, **kwargs) -> LossFn:
     """Validate the settings of loss ``name`` and return ``fn(student, teacher, labels) -> LossOutput``."""
     validate_loss_params(name, temperature, alpha, **kwargs)
-    fn = LOSSES.get(name)
-    return functools.partial(fn, temperature=float(temperature), alpha=float(alpha), **kwargs)
+    return bind_loss(name, temperature, alpha, **kwargs)
+
+
+def plain_cross_entropy() -> LossFn:
+    """Training on the labels alone (a teacher, a scratch student): hinton at alpha = 0."""
+    return bind_loss("hinton", 1.0, 0.0)
+
+
+def bind_loss(name: str, temperature: float, alpha: float, **kwargs) -> LossFn:
+    """``make_loss`` without the checks, for settings that were validated already."""
+    return functools.partial(LOSSES.get(name).fn, temperature=float(temperature), alpha=float(alpha), **kwargs)
 
 
 def validate_loss_params(name: str, temperature: float = 4.0, alpha: float = 0.9, **kwargs) -> None:
     """Raise ConfigError for an unknown loss, T not finite and > 0, alpha outside [0, 1], an unknown
     keyword for that loss, or a negative / non-finite weight."""
-    fn = LOSSES.get(name)  # ConfigError listing the valid names
-    _check_temperature(temperature)
-    _check_alpha(alpha)
-    extra = _extra_params(fn)
+    info = LOSSES.get(name)  # ConfigError listing the valid names
+    check_temperature(temperature)
+    check_alpha(alpha)
     for key, value in kwargs.items():
-        if key not in extra:
-            valid = ", ".join(_COMMON_PARAMS + tuple(extra))
+        if key not in info.params:
+            valid = ", ".join(_COMMON_PARAMS + tuple(info.params))
             raise ConfigError(f"loss {name!r} has no parameter {key!r}; its parameters are: {valid}")
         _check_weight(key, value)
 
@@ -106,29 +169,9 @@ def validate_loss_params(name: str, temperature: float = 4.0, alpha: float = 0.9
 # ---------------------------------------------------------------- validation
 
 
-def _is_real(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
-def _check_temperature(temperature) -> None:
-    if not _is_real(temperature) or not math.isfinite(temperature) or temperature <= 0:
-        raise ConfigError(f"temperature T must be a finite number > 0, got {temperature!r}")
-
-
-def _check_alpha(alpha) -> None:
-    if not _is_real(alpha) or not 0.0 <= alpha <= 1.0:  # NaN fails the comparison
-        raise ConfigError(f"alpha must be a number in [0, 1], got {alpha!r}")
-
-
 def _check_weight(key: str, value) -> None:
-    if not _is_real(value) or not math.isfinite(value) or value < 0:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
         raise ConfigError(f"loss weight {key} must be a finite number >= 0, got {value!r}")
-
-
-def _extra_params(fn: Callable) -> list[str]:
-    """Keyword-only parameters of a registered loss beyond temperature and alpha (its weights)."""
-    params = inspect.signature(fn).parameters.values()
-    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in _COMMON_PARAMS]
 
 
 def _check_inputs(student: Tensor, teacher: Optional[Tensor], labels: Optional[Tensor]) -> None:
@@ -171,7 +214,9 @@ def _ce_only(student: Tensor, labels: Optional[Tensor], name: str) -> LossOutput
 # ---------------------------------------------------------------- the losses
 
 
-@LOSSES.register("hinton")
+@register("hinton", uses=("temperature", "alpha"),
+          formula=r"\alpha\,T^2\," + r"\\mathrm{KL}\\big(\\sigma(t/T)\\,\\|\\,\\sigma(s/T)\\big)" + r" + (1-\alpha)\,\mathrm{CE}(s, y)",
+          summary="Hinton et al. 2015: soft targets at T, weighted by alpha, plus cross-entropy on the labels")
 def hinton(student, teacher, labels, *, temperature: float, alpha: float) -> LossOutput:
     """Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network".
 
@@ -192,7 +237,10 @@ def hinton(student, teacher, labels, *, temperature: float, alpha: float) -> Los
     return _output(alpha * soft + (1 - alpha) * hard, hard, soft)
 
 
-@LOSSES.register("source")
+@register("source", uses=(), params={"lam": (r"\lambda", "λ (weight of the KL term)",
+                                                   "The source tutorial's weight of its KL term at T = 1")},
+          formula=r"\mathrm{CE}(s, y) + \lambda\,\mathrm{KL}\big(\sigma(t)\,\|\,\sigma(s)\big)",
+          summary="the source tutorial's recipe, its sign error fixed: CE plus λ·KL at T = 1")
 def source(student, teacher, labels, *, temperature: float, alpha: float, lam: float = 0.1) -> LossOutput:
     """The recipe of the project's source document (a Chinese Keras tutorial), corrected.
 
@@ -217,7 +265,8 @@ def source(student, teacher, labels, *, temperature: float, alpha: float, lam: f
     return _output(hard + lam * soft, hard, soft)
 
 
-@LOSSES.register("soft-only")
+@register("soft-only", uses=("temperature",), formula=r"T^2\," + r"\\mathrm{KL}\\big(\\sigma(t/T)\\,\\|\\,\\sigma(s/T)\\big)",
+          summary="soft targets alone (an unlabelled transfer set): hinton at alpha = 1")
 def soft_only(student, teacher, labels, *, temperature: float, alpha: float) -> LossOutput:
     """Soft targets alone, as in Hinton, Vinyals & Dean (2015)'s transfer-set experiments, where the
     transfer set may have no labels:
@@ -234,7 +283,9 @@ def soft_only(student, teacher, labels, *, temperature: float, alpha: float) -> 
     return _output(soft, _zero(soft), soft)
 
 
-@LOSSES.register("logit-mse")
+@register("logit-mse", uses=("alpha",),
+          formula=r"\alpha\,\tfrac{1}{C}\lVert s - t\rVert^2 + (1-\alpha)\,\mathrm{CE}(s, y)",
+          summary="Ba & Caruana 2014: regress the teacher's logits (no temperature), plus cross-entropy")
 def logit_mse(student, teacher, labels, *, temperature: float, alpha: float) -> LossOutput:
     """Logit regression, Ba & Caruana (2014), "Do Deep Nets Really Need to be Deep?", mixed with CE:
 
@@ -271,7 +322,11 @@ def _dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor, temperature: fl
     return temperature**2 * tckd, temperature**2 * nckd
 
 
-@LOSSES.register("dkd")
+@register("dkd", uses=("temperature",), needs_labels=True,
+          params={"beta_tckd": (r"\beta_{\mathrm{T}}", "β TCKD (target-class weight)", "Weight of the target-vs-rest term"),
+                  "beta_nckd": (r"\beta_{\mathrm{N}}", "β NCKD (non-target weight)", "Weight of the non-target term")},
+          formula=r"\mathrm{CE}(s, y) + \beta_{\mathrm{T}}\,\mathrm{TCKD} + \beta_{\mathrm{N}}\,\mathrm{NCKD}",
+          summary="Zhao et al. 2022: decoupled target-class and non-target-class terms, plus cross-entropy")
 def dkd(
     student, teacher, labels, *, temperature: float, alpha: float, beta_tckd: float = 1.0, beta_nckd: float = 8.0
 ) -> LossOutput:
