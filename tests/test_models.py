@@ -203,6 +203,12 @@ def test_huge_numbers_in_a_spec_are_a_config_error(spec):
         assert len(str(exc.value)) < 400  # one readable line, not the 5 000 digits back
 
 
+@pytest.mark.parametrize("spec", [None, 100, ["mlp:100"], b"mlp:100"])
+def test_canonical_spec_of_a_non_string_is_a_config_error(spec):
+    with pytest.raises(ConfigError):
+        canonical_spec(spec)
+
+
 def test_upper_case_is_refused_with_the_lower_case_spelling():
     with pytest.raises(ConfigError, match="lower case: 'mlp:100'"):
         canonical_spec("MLP:100")

@@ -90,7 +90,8 @@ def find_teacher(cfg: TeacherConfig, data: Dataset, store: TeacherStore | None =
 def _identify(cfg: TeacherConfig, store: TeacherStore | None) -> tuple[TeacherConfig, TeacherStore, str, str]:
     """(cfg with its canonical architecture, store, cache key, memory key); ConfigError before any work."""
     cfg.validate()
-    cfg = dataclasses.replace(cfg, arch=canonical_spec(cfg.arch))
+    if (arch := canonical_spec(cfg.arch)) != cfg.arch:
+        cfg = dataclasses.replace(cfg, arch=arch)
     store = store or TeacherStore()
     key = teacher_key(cfg)
     return cfg, store, key, f"{store.root}:{key}"

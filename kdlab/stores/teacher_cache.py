@@ -55,6 +55,7 @@ META_FIELDS = {"files": dict, "config": dict, "test_accuracy": (int, float), "pa
 META_MAX_BYTES = 1 << 20  # a real meta.json is ~1 KB; a bigger one is not read
 STALE_TMP_SECONDS = atomic.STALE_TMP_SECONDS  # a temporary folder this old belongs to a writer that died
 LOCK_POLL_SECONDS = 0.1  # a waiter for another run's teacher notices Stop (or a closed tab) this quickly
+TOUCH_SECONDS = 10.0  # use times for eviction are this coarse (per process): plenty to order entries by use
 # Measured entry sizes (weights + logits of both splits): digits mlp:500 0.2 MiB, digits mlp:1200-1200 5.9 MiB,
 # Fashion-MNIST mlp:500 4.2 MiB, mlp:1200-1200 11.8 MiB, mlp:2400-1700 25.5 MiB, cnn:medium 6.1 MiB. 1 GiB holds
 # every built-in preset's and experiment's teachers (< 60 MiB) plus ~80 custom Fashion-MNIST 1200-1200 teachers:
@@ -127,6 +128,8 @@ class LockWaitStopped(KdlabError):
 
 _THREAD_LOCKS: dict[str, threading.Lock] = {}  # lock path -> lock; shared by every TeacherStore of the process
 _THREAD_LOCKS_GUARD = threading.Lock()
+_TOUCHED: dict[str, float] = {}  # entry folder -> when this process last recorded a use of it
+_TOUCHED_GUARD = threading.Lock()
 _HELD = threading.local()  # .paths: the lock files this thread holds exclusively (its reads need no shared lock)
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError)
 
@@ -179,9 +182,15 @@ class TeacherStore:
         return Entry(key, weights, logits["train"], logits["test"], meta)
 
     def touch(self, key: str) -> None:
-        """Record a use of ``key`` (its folder's mtime): eviction removes the least recently used first."""
+        """Record a use of ``key`` (its folder's mtime): eviction removes the least recently used first. At most
+        once a TOUCH_SECONDS per key and process: a memory hit costs no metadata write on every page view."""
+        folder, now = str(self.dir / key), time.monotonic()
+        with _TOUCHED_GUARD:
+            if now - _TOUCHED.get(folder, -math.inf) < TOUCH_SECONDS:
+                return
+            _TOUCHED[folder] = now
         try:
-            os.utime(self.dir / key, follow_symlinks=False)
+            os.utime(folder, follow_symlinks=False)
         except OSError:  # gone, or a read-only cache (which is never evicted either)
             pass
 

@@ -15,6 +15,7 @@ spellings of one network share one cached teacher. Specs are ASCII and lower cas
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -79,6 +80,11 @@ def parse_spec(spec: str) -> ModelSpec:
 def canonical_spec(spec: str) -> str:
     """The one spelling of ``spec``: ``canonical_spec(" mlp:0500:dropout=0.20")`` is ``"mlp:500:dropout=0.2"``.
     ConfigError for a malformed spec. Idempotent: a canonical spec is its own canonical form."""
+    return _canonical(spec) if isinstance(spec, str) else str(parse_spec(spec))  # a list is not hashable
+
+
+@functools.lru_cache(maxsize=1024)  # pure, and asked on every cache lookup (each page view of a teacher)
+def _canonical(spec: str) -> str:
     return str(parse_spec(spec))
 
 
