@@ -10,8 +10,7 @@ distill.collect()
 
 job = runner.current(distill.SLOT)
 busy = job is not None and job.active
-if st.button("Run", type="primary", key="run", disabled=busy or not lab.ok,
-             help="Gets the teacher from the cache (or trains it), then trains the student(s)."):
+if distill.run_controls(lab, busy):
     with layout.errors_as_messages():
         distill.start(lab)
         st.rerun()

@@ -5,14 +5,15 @@ from kdlab.ui import layout, settings, temperature
 
 layout.require_router()
 layout.header("Temperature", "Soft targets: the teacher's probabilities softened by T. Move T and watch them flatten.")
-lab = settings.lab_settings_ui(("dataset", "teacher"), title="Teacher")
+lab = settings.lab_settings_ui(("dataset", "teacher"), title="Teacher", mirror_url=True)
 teacher = temperature.teacher_or_offer(lab) if lab.ok else None
 if teacher is None:
     st.stop()
 
 data = lab.data
-t = st.slider("Temperature T", 0.5, 30.0, value=float(lab.config.temperature), step=0.1, key="temp.T", format="%.1f")
-idx = temperature.pick_ui(data, teacher)
+view = temperature.view_ui(data)
+t = view.temperature
+idx = temperature.examples_of(view, data, teacher)
 student = temperature.student_logits(teacher)
 temperature.examples(data, teacher, idx, t, student)
 student_note = ", orange: the latest distilled student at T." if student is not None else \

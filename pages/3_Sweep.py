@@ -5,19 +5,18 @@ from kdlab.ui import layout, runner, settings, state, sweep
 
 layout.require_router()
 layout.header("Sweep", "Distil the same pair at every T × α: where does the teacher help most?")
-lab = settings.lab_settings_ui(("dataset", "teacher", "student", "loss", "epochs", "lr", "lam", "transfer"),
-                               title="Teacher and student")
+lab = settings.lab_settings_ui(sweep.PAIR, title="Teacher and student")
 sweep.collect()
-temps, alphas, seeds = sweep.grid_ui()
-n = len(temps) * len(alphas) * len(seeds)
-st.caption(f"{n} distillation runs, plus one scratch student per seed; {lab.config.train.epochs} epochs each. "
+grid = sweep.grid_ui()
+n = len(grid.temperatures) * len(grid.alphas) * grid.seeds
+st.caption(f"{n} distillation runs, plus one scratch student per seed; {settings.budget_text(lab.lab)[1]} each. "
            "The sweep runs as one job on one worker.")
 
 job = runner.current(sweep.SLOT)
 busy = job is not None and job.active
 if st.button("Run sweep", type="primary", key="run_sweep", disabled=busy or not lab.ok or n == 0):
     with layout.errors_as_messages():
-        sweep.start(lab, temps, alphas, seeds)
+        sweep.start(lab, grid)
         st.rerun()
 sweep.watch()
 

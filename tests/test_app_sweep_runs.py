@@ -7,11 +7,12 @@ from conftest import APP_ROOT
 
 
 def test_a_small_sweep_draws_both_heatmaps(app, finish_jobs):
-    app.query_params.update({"epochs": "1", "teacher": "mlp:64", "student": "mlp:16"})
+    app.query_params.update({"steps": "30", "teacher": "mlp:64", "student": "mlp:16"})
     app.switch_page("pages/1_Distill.py").run()  # the sweep uses the lab's pair
     app.switch_page("pages/3_Sweep.py").run()
-    app.multiselect(key="sweep.T").set_value([1.0, 4.0]).run()
-    app.multiselect(key="sweep.alpha").set_value([0.9]).run()
+    app.multiselect(key="sweep.temperatures").set_value([1.0, 4.0]).run()
+    app.multiselect(key="sweep.alphas").set_value([0.9]).run()
+    assert app.query_params["temperatures"] == "1,4" and app.query_params["alphas"] == "0.9"  # a link keeps the grid
     app.button(key="run_sweep").click().run()
     finish_jobs(app)
     assert not app.exception and not app.error
@@ -23,8 +24,8 @@ def test_a_small_sweep_draws_both_heatmaps(app, finish_jobs):
     assert app.download_button[0].label == "Download CSV"
 
 
-def test_runs_lists_session_and_stored_runs_and_overlays_them(app, finish_jobs):
-    app.query_params.update({"epochs": "1", "teacher": "mlp:64", "student": "mlp:16"})
+def test_runs_lists_session_and_stored_runs_and_overlays_them(app, finish_jobs, kdlab_cache):
+    app.query_params.update({"steps": "30", "teacher": "mlp:64", "student": "mlp:16"})
     app.switch_page("pages/1_Distill.py").run()
     app.button(key="run").click().run()
     finish_jobs(app)

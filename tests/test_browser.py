@@ -55,7 +55,7 @@ def _assert_no_errors(page) -> None:
 def _run_and_wait(page, timeout_s: float = 120) -> float:
     start = time.perf_counter()
     page.get_by_role("button", name="Run", exact=True).click()
-    page.get_by_text("Difference: distilled − scratch").wait_for(timeout=timeout_s * 1000)
+    page.get_by_text("Distilled − scratch", exact=True).wait_for(timeout=timeout_s * 1000)
     return time.perf_counter() - start
 
 

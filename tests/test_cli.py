@@ -220,12 +220,7 @@ def test_unwritable_cache_warns_and_completes(capsys, tmp_path, monkeypatch):
     (["frobnicate"], "invalid choice"),
     ([], "required"),
 ])
-def test_bad_inputs_exit_2_with_one_line(capsys, kdlab_cache, argv, words):
-    if "--device" in argv and "cuda" in argv:
-        import torch
-
-        if torch.cuda.is_available():
-            pytest.skip("this machine has a GPU")
+def test_bad_inputs_exit_2_with_one_line(capsys, kdlab_cache, no_gpu, argv, words):
     t0 = time.perf_counter()
     line = assert_one_line_error(*cli(capsys, *argv))
     assert words in line
@@ -319,7 +314,7 @@ def test_a_preset_gives_the_settings_and_flags_override_it():
     from kdlab.cli.main import build_parser
 
     lab = lab_from_args(build_parser().parse_args(["distill", "--preset", "Tiny student", "-T", "7", "--epochs", "3"]))
-    assert lab.config.student == "mlp:30" and lab.config.temperature == 7.0  # from the preset, then the flag
+    assert lab.config.student == "mlp:10-10" and lab.config.temperature == 7.0  # from the preset, then the flag
     assert lab.config.train.epochs == 3 and lab.config.train.steps is None  # --epochs alone: an epoch budget
 
 

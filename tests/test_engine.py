@@ -341,9 +341,8 @@ def test_training_without_a_test_split(digits):
 # ---------------------------------------------------------------------------------------------- devices
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
-def test_cuda_without_a_gpu_is_a_config_error(digits, device):
+def test_cuda_without_a_gpu_is_a_config_error(digits, device, no_gpu):
     with pytest.raises(ConfigError, match="CUDA"):
         run(fresh(digits), digits, device=device)
 

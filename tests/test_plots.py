@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from kdlab.base.record import Curve
 from kdlab.plots import figures as plots
+
 CLASSES = [str(i) for i in range(3)]
 
 
@@ -20,15 +22,18 @@ def test_colours_are_fixed_and_distinct():
     assert plots.class_color(0) == plots.class_color(len(plots.CLASS_COLORS)) != plots.class_color(1)
 
 
-def test_training_curves_draw_each_role_in_its_colour():
-    s = {"x": [0.5, 1.0], "train_loss": [2.0, 1.0], "soft": [1.0, 0.5], "hard": [1.5, 1.0],
-         "train_accuracy": [0.5, 0.7], "epoch_x": [1.0], "test_accuracy": [0.6]}
-    spec = _spec(plots.training_curves({"distilled": s, "scratch": s}, epochs=1, teacher_accuracy=0.9))
+def test_training_curves_draw_each_role_in_its_colour_on_its_own_panels():
+    c = Curve(step=[5, 10], train_loss=[2.0, 1.0], soft=[1.0, 0.5], hard=[1.5, 1.0], train_accuracy=[0.5, 0.7],
+              eval_step=[10], test_accuracy=[0.6])
+    spec = _spec(plots.training_curves({"distilled": c, "scratch": c}, teacher_accuracy=0.9))
     by = {(d["meta"]["role"], d["meta"]["metric"]): d for d in spec["data"]}
-    assert by[("distilled", "soft")]["y"] == [1.0, 0.5]
+    assert by[("distilled", "soft")]["y"] == [1.0, 0.5] and by[("distilled", "soft")]["x"] == [5, 10]
     assert ("scratch", "soft") not in by  # the scratch student has no soft term
+    assert by[("distilled", "soft")]["xaxis"] == "x2" and by[("distilled", "hard")]["xaxis"] == "x"  # own panels
     assert by[("scratch", "test_accuracy")]["line"]["color"] == plots.ROLE_COLORS["scratch"]
     assert by[("teacher", "test_accuracy")]["y"] == [0.9, 0.9]
+    assert spec["layout"]["yaxis3"]["range"][0] == 0  # accuracy from 0: a gap is drawn at its true size
+    assert sum(d.get("showlegend", True) for d in spec["data"]) == 3  # one legend entry per role
 
 
 def test_confusion_and_difference_matrices():
@@ -53,7 +58,7 @@ def test_probabilities_entropy_similarity_and_sweep():
 
 
 def test_overlay_and_class_changes():
-    run = {"label": "a", "distilled": [{"epoch": 1, "test_accuracy": 0.5}], "scratch": None}
+    run = {"label": "a", "distilled": Curve(eval_step=[10], test_accuracy=[0.5]), "scratch": None}
     assert len(_spec(plots.overlay_curves([run, run]))["data"]) == 2
     bars = _spec(plots.class_changes([0.1, None, -0.05], CLASSES))["data"][0]
     assert bars["y"][0] == pytest.approx(10.0) and bars["y"][1] is None

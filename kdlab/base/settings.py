@@ -47,6 +47,7 @@ class Setting:
     flags: tuple[str, ...] = ()  # more CLI spellings, e.g. ("-T",)
     aliases: tuple[str, ...] = ()  # older URL keys that are still read, e.g. ("T",)
     check: Callable[[Any], Any] | None = None  # parsed text -> canonical value, or ConfigError (e.g. a model spec)
+    widget: str = ""  # a different widget for the kind: "radio" for a short choice
     implies: tuple[tuple[str, Any], ...] = ()  # given as text, it also sets these (name, value) unless they are
     # given too: an old link or a command line with epochs=10 but no steps means an epoch budget
 
@@ -101,16 +102,24 @@ def with_values(table: Table, state: Any, new: Mapping[str, Any]) -> Any:
 
 # -- text: links and command lines ----------------------------------------------------------------------------
 
+class SettingError(ConfigError):
+    """A setting's text that cannot be read: ``name``, the ``text`` and ``why`` (what it accepts)."""
+
+    def __init__(self, name: str, text: str, why: str):
+        super().__init__(f"{name}={text!r}: {why}")
+        self.name, self.text, self.why = name, text, why
+
+
 def parse(s: Setting, text: str, state: Any = None) -> Any:
-    """A value (widget spelling) from text; ConfigError naming the setting and what it accepts."""
+    """A value (widget spelling) from text; SettingError naming the setting and what it accepts."""
     text = str(text).strip()
     if len(text) > MAX_TEXT:
-        raise ConfigError(f"{s.name} is longer than {MAX_TEXT} characters")
+        raise SettingError(s.name, text[:MAX_TEXT] + "…", f"longer than {MAX_TEXT} characters")
     try:
         value = _PARSERS[s.kind](s, text, state)
+        return s.check(value) if s.check is not None and value != s.none_as else value
     except (ValueError, KdlabError) as exc:
-        raise ConfigError(f"{s.name}={text!r}: {exc}") from None
-    return s.check(value) if s.check is not None and value != s.none_as else value
+        raise SettingError(s.name, text, str(exc)) from None
 
 
 def format_value(s: Setting, value: Any) -> str:
@@ -141,10 +150,11 @@ def from_params(table: Table, params: Mapping[str, Any], base: Any, fallback: An
         raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw  # a repeated key: the last one wins
         try:
             state = put(state, s, parse(s, raw, state))
-        except ConfigError as exc:
+        except SettingError as exc:
             default = get(fallback, s)
             state = put(state, s, default)
-            notices.append(f"The link's {exc} was ignored; using the default, {format_value(s, default)}.")
+            notices.append(f"The link's {exc.name}={exc.text!r} was ignored ({exc.why}); "
+                           f"using the default, {format_value(s, default)}.")
     state = apply_implied(table, state, given)
     if fits is not None:
         try:

@@ -4,7 +4,7 @@
 * ``idx``: the IDX reader (MNIST's file format). ``sources``: where those files come from (folders, download).
 * ``images``: digits, MNIST, Fashion-MNIST. ``toys``: the 2-D sets (moons, circles, spirals, ...).
 """
-from kdlab.data.dataset import DATASETS, Dataset, dataset_names, load_dataset
+from kdlab.data.dataset import DATASETS, Dataset, dataset_names, load_dataset, train_size
 from kdlab.data import images, toys  # noqa: F401  (registers the datasets, in this order)
 
-__all__ = ["DATASETS", "Dataset", "dataset_names", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "dataset_names", "load_dataset", "train_size"]

@@ -6,6 +6,7 @@ slices shuffled index batches from it, which is ~8x faster on a small CPU than a
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -16,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from kdlab.base.errors import ConfigError, DataUnavailableError
+from kdlab.base.errors import ConfigError, DataUnavailableError, KdlabError
 from kdlab.base.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,15 @@ DATASETS: Registry[Loader] = Registry("dataset")
 
 def dataset_names() -> list[str]:
     return DATASETS.names()
+
+
+@functools.lru_cache(maxsize=32)
+def train_size(name: str) -> int | None:
+    """How many training examples dataset ``name`` has (loaded once per process), None if it cannot load."""
+    try:
+        return len(load_dataset(name, download=False).y_train)
+    except KdlabError:
+        return None
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Dataset:

@@ -21,7 +21,7 @@ CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 DASHES = ("solid", "dash", "dot", "dashdot")
 RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 FONT = dict(size=15)  # readable from the back of a classroom
-LOSS_STYLES = {"train_loss": ("total", "solid"), "soft": ("soft", "dash"), "hard": ("hard", "dot")}
+FONT_PRESENTER = dict(size=20)  # presenter mode: the projector's view
 
 
 def class_color(i: int) -> str:
@@ -50,53 +50,67 @@ def _tint(hex_color: str, weight: float) -> str:
 
 # -- training curves ----------------------------------------------------------------------------------------
 
-def training_curves(series: dict[str, dict[str, list[float]]], epochs: int,
-                    teacher_accuracy: float | None = None) -> go.Figure:
-    """Loss (left) and accuracy (right) against epochs, per student role.
+CURVE_PANELS = ("Loss on the labels (cross-entropy)", "Soft loss (T²·KL to the teacher)", "Test accuracy")
 
-    ``series[role]`` holds "x", "train_loss", "soft", "hard", "train_accuracy" at step resolution and
-    "epoch_x", "test_accuracy" once per epoch (see ``kdlab.ui.live.series_from_events``)."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08)
-    for role, s in series.items():
-        color, name = ROLE_COLORS[role], ROLE_NAMES[role]
-        for key, (part, dash) in LOSS_STYLES.items():
-            if s.get(key) and (role == "distilled" or key == "train_loss"):  # scratch: total is its hard loss
-                fig.add_trace(go.Scatter(x=s["x"], y=s[key], name=f"{name} · {part} loss", mode="lines",
-                                         line=dict(color=color, dash=dash), meta={"role": role, "metric": key}), 1, 1)
-        if s.get("train_accuracy"):
-            fig.add_trace(go.Scatter(x=s["x"], y=s["train_accuracy"], name=f"{name} · train acc.", mode="lines",
-                                     line=dict(color=color, dash="dot", width=1),
-                                     meta={"role": role, "metric": "train_accuracy"}), 1, 2)
-        if s.get("test_accuracy"):
-            fig.add_trace(go.Scatter(x=s["epoch_x"], y=s["test_accuracy"], name=f"{name} · test acc.",
-                                     mode="lines+markers", line=dict(color=color, width=3),
-                                     meta={"role": role, "metric": "test_accuracy"}), 1, 2)
+
+def training_curves(curves: dict[str, Any], teacher_accuracy: float | None = None, *,
+                    presenter: bool = False) -> go.Figure:
+    """Three panels against optimizer steps: the hard (label) loss of both students, the distilled student's
+    soft loss on its own axis (T²·KL reaches 30 at T = 20, so it would flatten the hard losses beside it), and
+    the test accuracy of both with the teacher's as a dashed line, from 0 to 100 % so that a gap is drawn at
+    its true size. ``curves[role]`` is a kdlab.base.record.Curve (or a dict with its fields); the loss points
+    are window means of the steps since the previous point, so there are no cliffs at epoch boundaries."""
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07, subplot_titles=CURVE_PANELS)
+    for role in ("distilled", "scratch"):
+        c = _fields(curves.get(role))
+        if c is None:
+            continue
+        style = dict(legendgroup=role, name=ROLE_NAMES[role], line=dict(color=ROLE_COLORS[role], width=3))
+        if c["hard"] and any(h for h in c["hard"]):  # a student without labels has no hard loss
+            fig.add_trace(go.Scatter(x=c["step"], y=c["hard"], mode="lines", showlegend=True,
+                                     meta={"role": role, "metric": "hard"}, **style), 1, 1)
+        if role == "distilled" and c["soft"]:
+            fig.add_trace(go.Scatter(x=c["step"], y=c["soft"], mode="lines", showlegend=False,
+                                     meta={"role": role, "metric": "soft"}, **style), 1, 2)
+        fig.add_trace(go.Scatter(x=c["eval_step"], y=c["test_accuracy"], mode="lines+markers", showlegend=False,
+                                 meta={"role": role, "metric": "test_accuracy"}, **style), 1, 3)
     if teacher_accuracy is not None:
-        fig.add_trace(go.Scatter(x=[0, epochs], y=[teacher_accuracy] * 2, name="teacher · test acc.", mode="lines",
-                                 line=dict(color=ROLE_COLORS["teacher"], dash="dash"),
-                                 meta={"role": "teacher", "metric": "test_accuracy"}), 1, 2)
-    fig.update_xaxes(title_text="epoch", range=[0, max(1, epochs)])
-    fig.update_yaxes(title_text="training loss", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=2)
-    return _layout(fig, 460, uirevision="curves")  # uirevision: a live redraw keeps the user's zoom
+        last = max((max(_fields(c)["step"] or [1]) for c in curves.values() if c is not None), default=1)
+        fig.add_trace(go.Scatter(x=[0, last], y=[teacher_accuracy] * 2, name="teacher", mode="lines",
+                                 line=dict(color=ROLE_COLORS["teacher"], dash="dash", width=3), legendgroup="teacher",
+                                 meta={"role": "teacher", "metric": "test_accuracy"}), 1, 3)
+    fig.update_xaxes(title_text="optimizer step", rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=3)
+    font = FONT_PRESENTER if presenter else FONT
+    fig.update_annotations(font=dict(size=font["size"]))
+    return _layout(fig, 420, uirevision="curves", font=font,  # uirevision: a live redraw keeps the user's zoom
+                   margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.12, x=0))
+
+
+def _fields(curve: Any) -> dict[str, list] | None:
+    if curve is None:
+        return None
+    return curve if isinstance(curve, dict) else curve.__dict__
 
 
 def overlay_curves(runs: Sequence[dict[str, Any]]) -> go.Figure:
-    """Test accuracy per epoch of several stored runs: one colour per run, solid distilled, dashed scratch.
+    """Test accuracy against steps of several runs: one colour per run, solid distilled, dashed scratch.
 
-    Each run: {"label": str, "distilled": [history rows], "scratch": [history rows] or None}."""
+    Each run: {"label": str, "distilled": Curve, "scratch": Curve or None}."""
     fig = go.Figure()
     for i, run in enumerate(runs):
         color = RUN_COLORS[i % len(RUN_COLORS)]
         for role, dash in (("distilled", "solid"), ("scratch", "dash")):
-            hist = run.get(role) or []
-            if hist:
-                fig.add_trace(go.Scatter(x=[h["epoch"] for h in hist], y=[h.get("test_accuracy") for h in hist],
-                                         name=f"{run['label']} · {role}", mode="lines+markers",
-                                         line=dict(color=color, dash=dash), meta={"role": role, "run": i}))
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
-    return _layout(fig, 440)
+            c = _fields(run.get(role))
+            if c and c["eval_step"]:
+                fig.add_trace(go.Scatter(x=c["eval_step"], y=c["test_accuracy"], name=f"{run['label']} · {role}",
+                                         mode="lines+markers", line=dict(color=color, dash=dash, width=3),
+                                         meta={"role": role, "run": i}))
+    fig.update_xaxes(title_text="optimizer step", rangemode="tozero")
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%", range=[0, 1.02])
+    return _layout(fig, 440, legend=dict(orientation="v", yanchor="top", y=-0.2, x=0))
 
 
 # -- confusion matrices ---------------------------------------------------------------------------------------

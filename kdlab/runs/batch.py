@@ -24,10 +24,11 @@ class Run:
 
 
 def run_all(runs: Sequence[Run], data: Dataset, *, store: TeacherStore | None = None,
-            on_progress: RunProgress | None = None,
-            should_stop: Callable[[], bool] | None = None) -> dict[Hashable, RunResult]:
+            on_progress: RunProgress | None = None, should_stop: Callable[[], bool] | None = None,
+            keep_stopped: bool = False) -> dict[Hashable, RunResult]:
     """The results of ``runs`` by key, in order. A stop ends the batch early: the runs finished before it are
-    returned and the one it interrupted is dropped (a caller tells a short result from a full one by length)."""
+    returned, and the one it interrupted too (its students marked "stopped") if ``keep_stopped``; a caller
+    tells a short result from a full one by length."""
     results: dict[Hashable, RunResult] = {}
     for run in runs:
         tagged = None if on_progress is None else functools.partial(on_progress, run.key)
@@ -37,6 +38,8 @@ def run_all(runs: Sequence[Run], data: Dataset, *, store: TeacherStore | None = 
         except RunStopped:
             break
         if any(s is not None and s.reason == "stopped" for s in (result.distilled, result.scratch)):
+            if keep_stopped:
+                results[run.key] = result
             break
         results[run.key] = result
     return results

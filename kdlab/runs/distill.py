@@ -3,7 +3,7 @@ student without a teacher (its *scratch* twin), and evaluate all three on the te
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -11,6 +11,7 @@ from torch import nn
 
 from kdlab.stores.teacher_cache import TeacherStore
 from kdlab.base.config import DistillConfig, to_dict
+from kdlab.base.record import Curve, ModelResult, jsonable
 from kdlab.data import DATASETS, Dataset, load_dataset
 from kdlab.training.engine import Event, Split, resolve_device, train
 from kdlab.base.errors import ConfigError
@@ -39,17 +40,20 @@ class StudentReport:
     per_class_accuracy: list[float]
     model: nn.Module = field(repr=False)
     test_logits: torch.Tensor = field(repr=False)  # (N_test, C), bias included
+    curve: Curve | None = None  # the whole training, recorded from its events
+    arch: str = ""
+    seed: int = 0
+    total_steps: int = 0  # the budget it had (a stopped student took fewer steps)
+
+    def result(self) -> ModelResult:
+        """What is kept of this student: its one serialised form (records, downloads, the CLI's JSON)."""
+        return ModelResult(self.role, self.arch, self.test_accuracy, self.agreement, self.params, self.latency_s,
+                           self.confusion, self.per_class_accuracy, self.seed, self.kl_to_teacher, self.macs,
+                           self.seconds, self.steps, self.reason, self.history, self.curve)
 
     def summary(self) -> dict[str, Any]:
-        """The JSON contract of ``kdlab distill --json``."""
-        return {
-            "test_accuracy": self.test_accuracy, "agreement": self.agreement, "kl_to_teacher": self.kl_to_teacher,
-            "params": self.params, "macs": self.macs, "latency_s": self.latency_s, "seconds": self.seconds,
-            "steps": self.steps, "reason": self.reason, "per_class_accuracy": self.per_class_accuracy,
-            "confusion": self.confusion,
-            "history": [{k: h[k] for k in ("epoch", "step", "train_loss", "test_accuracy") if k in h}
-                        for h in self.history],
-        }
+        """The JSON of ``kdlab distill --json`` (its keys of kdlab 0.1 included)."""
+        return jsonable(asdict(self.result()))
 
 
 @dataclass
@@ -107,7 +111,7 @@ def run_distill(cfg: DistillConfig, *, scratch: bool = True, store: TeacherStore
     transfer = Split(data.x_train[idx], labels if cfg.use_labels else None, teacher.train_logits[idx])
     student = train_student("distilled", cfg, data, teacher, transfer, _loss_of(cfg), on_progress, should_stop)
     twin = None
-    if scratch:  # same student, seed, data and budget; hard labels and no teacher
+    if scratch and student.reason != "stopped":  # same student, seed, data and budget; hard labels, no teacher
         twin = train_student("scratch", cfg, data, teacher, Split(transfer.x, labels),
                              _loss_of(scratch_config(cfg)), on_progress, should_stop)
     return RunResult(cfg, data, teacher, student, twin)
@@ -118,20 +122,32 @@ def train_student(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher
     torch.manual_seed(cfg.train.seed)  # the distilled and scratch students start from the same weights
     model = build_model(cfg.student, data.input_shape, data.num_classes)
     t0 = time.perf_counter()
-    last = None
+    events: list[Event] = []
     test = Split(data.x_test, data.y_test, teacher.test_logits)
-    for last in train(model, transfer, loss, cfg.train, test=test, should_stop=should_stop):
+    for event in train(model, transfer, loss, cfg.train, test=test, should_stop=should_stop):
+        events.append(event)
         if on_progress is not None:
-            on_progress(role, last)
+            on_progress(role, event)
+    last = events[-1]
     if not last.history:
-        raise RunStopped(f"the {role} student ended ({last.reason}) before finishing an epoch")
+        raise RunStopped(f"the {role} student was {last.reason} before its first step")
     seconds = time.perf_counter() - t0
     logits = with_bias(predict_logits(model, data.x_test), cfg.eval_bias)
     ev = evaluate(logits, data.y_test, data.num_classes, teacher.test_logits)
     return StudentReport(role, ev.accuracy, ev.agreement, ev.kl_to_teacher, count_params(model),
                          macs_per_example(model, data.input_shape), latency_per_example(model, data.input_shape),
                          seconds, last.step, last.reason, last.history, ev.confusion, ev.per_class_accuracy, model,
-                         logits)
+                         logits, curve_of(events), cfg.student, cfg.train.seed, last.total_steps)
+
+
+def curve_of(events: list[Event]) -> Curve:
+    """A student's Curve from its engine events (at most MAX_STEP_EVENTS steps and MAX_EVALUATIONS evaluations,
+    so it is complete and small however long the run)."""
+    steps = [e for e in events if e.kind == "step"]
+    evals = [e for e in events if e.kind == "epoch" and "test_accuracy" in e.metrics]
+    col = lambda key: [e.metrics.get(key) for e in steps]  # noqa: E731
+    return Curve([e.step for e in steps], col("train_loss"), col("soft"), col("hard"), col("train_accuracy"),
+                 [e.step for e in evals], [e.metrics["test_accuracy"] for e in evals])
 
 
 def _loss_of(cfg: DistillConfig):

@@ -1,6 +1,6 @@
-"""The lab's set-up: what one press of Run (or one ``kdlab distill``) does, and the table of its settings.
+"""The table of the lab's settings, and what is said of a Lab (kdlab.base.lab: a DistillConfig, whether the
+scratch twin is trained, over how many seeds): its validation, its one-line label, what changed since a run.
 
-``Lab`` is the state: a DistillConfig, whether the scratch twin is trained, and over how many seeds.
 ``LAB_SETTINGS`` is the one table of its user-facing settings (``kdlab.base.settings``): the Distill sidebar,
 the URL, the ``kdlab distill`` flags and the stale-results check are all built from it. A loss's own weights
 get their rows from the loss registry, so a new weight of a new loss needs no edit here.
@@ -8,33 +8,20 @@ get their rows from the loss registry, so a new weight of a new loss needs no ed
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from typing import Any
 
-from kdlab.base.config import DistillConfig, OPTIMIZERS, SCHEDULES
+from kdlab.base.config import OPTIMIZERS, SCHEDULES
 from kdlab.base.errors import ConfigError
+from kdlab.base.lab import MAX_SEEDS, Lab
 from kdlab.base.settings import Setting, changed, format_value, get
-from kdlab.data import dataset_names
+from kdlab.data import dataset_names, train_size
 from kdlab.runs.distill import validate
 from kdlab.training.losses import LOSSES, loss_info, loss_names
 from kdlab.training.models import model_names, validate_spec
 
-MAX_SEEDS = 5  # seeds of one Run press: each adds two trainings
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512)
 MIN_SENSIBLE_STEPS = 200  # fewer optimizer steps leave a student visibly under-trained (the UI warns)
-
-
-@dataclass(frozen=True)
-class Lab:
-    config: DistillConfig = field(default_factory=DistillConfig)
-    scratch: bool = True  # also train the same student without a teacher: the fair comparison
-    seeds: int = 1  # seeds config.train.seed, +1, ...: the results show mean and spread
-
-    def seed_configs(self) -> list[DistillConfig]:
-        first = self.config.train.seed
-        return [self.config.replace(train=dataclasses.replace(self.config.train, seed=first + k))
-                for k in range(self.seeds)]
 
 
 def validate_lab(lab: Lab) -> None:
@@ -84,7 +71,8 @@ LAB_SETTINGS: list[Setting] = [
             "need files.", "choice", options=dataset_names, group="Data"),
     Setting("transfer_size", "config.transfer_size", "Transfer-set size (0 = every training image)",
             "The student learns from this many training images (with the teacher's soft targets on them); "
-            "a few dozen show distillation best.", "int", 0, 100_000, 10, none_as=0, group="Data"),
+            "a few dozen show distillation best.", "int", 0, lambda lab: train_size(lab.config.dataset) or 100_000,
+            10, none_as=0, group="Data"),
     Setting("teacher", "config.teacher", "Teacher architecture", "Pick one, or type a spec such as mlp:64-32.",
             "spec", options=model_names, check=_spec, group="Models"),
     Setting("student", "config.student", "Student architecture", "Pick one, or type a spec such as mlp:64-32.",
@@ -159,9 +147,9 @@ def run_label(lab: Lab) -> str:
 _SYMBOLS = {"temperature": "T", "alpha": "α", "lam": "λ", "beta_tckd": "β_T", "beta_nckd": "β_N"}
 
 
-def stale_settings(then: Lab, now: Lab) -> list[str]:
+def stale_settings(then: Lab, now: Lab, ignore: tuple[str, ...] = ()) -> list[str]:
     """Labels of the settings that changed since a run (its results no longer show what the sidebar says)."""
-    names = set(changed(LAB_SETTINGS, normalised(then), normalised(now)))
+    names = set(changed(LAB_SETTINGS, normalised(then), normalised(now))) - set(ignore)
     return [s.label for s in LAB_SETTINGS if s.name in names]
 
 

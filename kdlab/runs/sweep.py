@@ -11,10 +11,12 @@ import io
 import itertools
 import math
 import statistics
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Sequence
 
 from kdlab.base.config import DistillConfig
 from kdlab.base.errors import ConfigError
+from kdlab.base.settings import Setting
 from kdlab.data import Dataset, load_dataset
 from kdlab.runs.batch import Run, run_all
 from kdlab.runs.distill import RunResult, validate
@@ -98,3 +100,28 @@ def to_csv(rows: Sequence[dict[str, float]]) -> str:
 def _mean(values: list[float]) -> float | None:
     values = [v for v in values if v is not None and math.isfinite(v)]
     return statistics.fmean(values) if values else None
+
+
+# -- the grid's settings table (the Sweep page's widgets and URL, and the CLI's flags) -------------------------
+
+T_OPTIONS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0, 30.0)
+ALPHA_OPTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+MAX_SEEDS = 5
+
+
+@dataclass(frozen=True)
+class Grid:
+    temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    alphas: tuple[float, ...] = (0.5, 0.9)
+    seeds: int = 1  # seeds 0, 1, ...: each cell is averaged
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+
+GRID_SETTINGS = [
+    Setting("temperatures", "temperatures", "Temperatures T", "Each T is one row of the heatmaps.", "floats",
+            options=T_OPTIONS),
+    Setting("alphas", "alphas", "α values", "Each α is one column of the heatmaps.", "floats", options=ALPHA_OPTIONS),
+    Setting("seeds", "seeds", "Seeds", "Seeds 0, 1, …: each cell is the mean over them.", "int", 1, MAX_SEEDS, 1),
+]

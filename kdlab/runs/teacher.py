@@ -94,7 +94,11 @@ def _identify(cfg: TeacherConfig, store: TeacherStore | None) -> tuple[TeacherCo
         cfg = dataclasses.replace(cfg, arch=arch)
     store = store or TeacherStore()
     key = teacher_key(cfg)
-    return cfg, store, key, f"{store.root}:{key}"
+    return cfg, store, key, _memo_key(store, key)
+
+
+def _memo_key(store: TeacherStore, key: str) -> str:
+    return f"{store.root}:{key}"  # tests and users may point stores at several folders in one process
 
 
 def _from_memory(store: TeacherStore, key: str, memo_key: str) -> Teacher | None:

@@ -20,7 +20,7 @@ What a browser tab does, minus the rendering (checked against Streamlit 1.67's s
 No frame is ever a ``ref_hash`` one: we send no ``cached_message_hashes``, so the server sends every message
 in full.
 
-The core never imports streamlit (DESIGN.md §1, tests/test_architecture.py), not even its generated protos,
+The core never imports streamlit (docs/ARCHITECTURE.md, tests/test_architecture.py), not even its generated protos,
 so the few messages and fields used here are encoded and decoded by hand below, with the field numbers of
 Streamlit 1.67's protos; tests/test_loadtest.py checks them against the installed ``streamlit.proto``.
 """

@@ -53,13 +53,15 @@ def write_folder(parent: Path, name: str, blobs: dict[str, bytes], manifest_name
 
 def verified_bytes(path: Path, expected: dict[str, Any]) -> bytes:
     """The file's bytes if it is a regular file matching the manifest's size and SHA-256; ValueError otherwise."""
-    size = expected["size"]
+    if not isinstance(expected, dict):
+        raise ValueError(f"the manifest's entry for {path.name} is not an object")
+    size = expected.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"the manifest gives {path.name} the size {size!r}")
     blob = read_regular(path, size)
     if len(blob) != size:
         raise ValueError(f"{path.name} has {len(blob)} bytes, expected {size} (truncated?)")
-    if hashlib.sha256(blob).hexdigest() != expected["sha256"]:
+    if hashlib.sha256(blob).hexdigest() != expected.get("sha256"):
         raise ValueError(f"{path.name} does not match its SHA-256 checksum (corrupt or tampered)")
     return blob
 

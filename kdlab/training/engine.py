@@ -1,7 +1,7 @@
 """The training loop: in-memory tensors, shuffled index batches, precomputed teacher logits.
 
 Why not Dataset/DataLoader: per-example __getitem__ plus collation costs ~7x the arithmetic of a small MLP
-(DESIGN.md §3). The inputs are never augmented, so the teacher's logits are computed once per split by
+(docs/ARCHITECTURE.md, "Speed"). The inputs are never augmented, so the teacher's logits are computed once per split by
 the caller and sliced here with the same index batch as the inputs.
 
 ``train`` is a generator of ``Event``s so that a UI, a CLI and tests can each consume progress their way.

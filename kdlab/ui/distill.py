@@ -1,62 +1,65 @@
-"""The Distill page's pieces: the pool job of one run, its live panel, and the results of a finished run."""
+"""The Distill page's pieces: the pool job of one Run press, its live panel, and the results of a run."""
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import pandas as pd
 import streamlit as st
 
-from kdlab.plots import figures as plots
-from kdlab.base.config import DistillConfig
+from kdlab.base.record import RunRecord
 from kdlab.data import Dataset
-from kdlab.runs.distill import run_distill
+from kdlab.plots import figures as plots
+from kdlab.runs.batch import Run, run_all
+from kdlab.base.lab import Lab
+from kdlab.runs.lab import stale_settings
+from kdlab.runs.records import build_record, lab_of
+from kdlab.runs.teacher import RunStopped
+from kdlab.runs.verdict import CLEAR_GAIN, CLEAR_LOSS, ONE_SEED, judge
 from kdlab.serve.jobs import Job
-from kdlab.stores.run_store import record_from_result
 from kdlab.ui import layout, live, resources, runner, settings, state
 
 log = logging.getLogger(__name__)
 SLOT = "distill"
-RUNNING = "kd.distill.running"  # the epochs and baseline flag of the run in progress (the widgets may change)
+RUNNING = "kd.distill.running"  # the Lab of the run in progress (the widgets may change meanwhile)
 
 
-def distill_job(cfg: DistillConfig, baseline: bool, data: Dataset) -> Callable[[Job], dict[str, Any]]:
-    """The work of one Run on a pool worker: train, summarise, persist; returns the session's record."""
+def distill_job(lab: Lab, data: Dataset) -> Callable[[Job], tuple[RunRecord, dict]]:
+    """The work of one Run press on a pool worker: every seed's twins, then the record (saved unless stopped)."""
     store = resources.run_store()
 
-    def fn(job: Job) -> dict[str, Any]:
+    def fn(job: Job) -> tuple[RunRecord, dict]:
         t0 = time.perf_counter()
-        result = run_distill(cfg, scratch=baseline, data=data, should_stop=job.should_stop,
-                             on_progress=lambda role, event: job.emit((role, event)))
-        log.info("job %s: trained in %.2f s after %.2f s in the queue (teacher from %s)", job.id,
-                 time.perf_counter() - t0, (job.started or job.submitted) - job.submitted, result.teacher.source)
-        curves = live.decimate(live.series_from_events(list(job.events), cfg.train.epochs))
-        record = {**record_from_result(result, curves), "baseline": baseline,
-                  "warnings": list(result.teacher.warnings)}
-        outputs = {"distilled": result.distilled.test_logits}
-        if result.scratch is not None:
-            outputs["scratch"] = result.scratch.test_logits
-        if not job.should_stop():  # a stopped or abandoned run is shown, not kept
+        runs = [Run(k, cfg, lab.scratch) for k, cfg in enumerate(lab.seed_configs())]
+        results = list(run_all(runs, data, on_progress=lambda k, role, ev: job.emit((k, role, ev)),
+                               should_stop=job.should_stop, keep_stopped=True).values())
+        if not results:
+            raise RunStopped("the run was stopped before its first student finished a step; nothing to show")
+        log.info("job %s: %d seed(s) trained in %.2f s after %.2f s in the queue", job.id, len(results),
+                 time.perf_counter() - t0, (job.started or job.submitted) - job.submitted)
+        record = build_record(lab, results)
+        first = results[0]
+        outputs = {role: s.test_logits for role, s in (("distilled", first.distilled), ("scratch", first.scratch))
+                   if s is not None}
+        if record.reason != "stopped":  # a stopped run is shown, not kept
             try:
-                record["id"] = store.save(record, result.distilled.model.state_dict(), outputs)
+                record = store.save(record, first.distilled.model.state_dict(), outputs)
             except OSError as exc:
-                record["warnings"].append(f"The run could not be saved to disk ({exc}); it stays in this session.")
-        record["outputs"] = {role: logits.numpy() for role, logits in outputs.items()}
-        return record
+                record.warnings.append(f"The run could not be saved to disk ({exc}); it stays in this session.")
+        return record, {role: logits.numpy() for role, logits in outputs.items()}
 
     return fn
 
 
-def start(lab: settings.LabSettings) -> Job:
-    job = runner.submit(SLOT, distill_job(lab.config, lab.baseline, lab.data), label="distill")
-    st.session_state[RUNNING] = {"epochs": lab.config.train.epochs, "baseline": lab.baseline}
+def start(ls: settings.LabSettings) -> Job:
+    job = runner.submit(SLOT, distill_job(ls.lab, ls.data), label="distill")
+    st.session_state[RUNNING] = ls.lab
     return job
 
 
 def collect() -> None:
-    runner.collect(SLOT, state.add_run)
+    runner.collect(SLOT, lambda found: state.add_run(*found))
 
 
 def show_error() -> None:
@@ -64,106 +67,120 @@ def show_error() -> None:
 
 
 def watch() -> None:
-    running = st.session_state.get(RUNNING, {"epochs": 1, "baseline": True})
-    runner.watch(SLOT, functools.partial(live_panel, **running))
+    running = st.session_state.get(RUNNING, state.lab())
+    runner.watch(SLOT, lambda job: live_panel(job, running))
 
 
-def live_panel(job: Job, epochs: int, baseline: bool) -> None:
+def live_panel(job: Job, lab: Lab) -> None:
     """Drawn by the poller about twice a second while the job runs."""
     events = list(job.events)  # a snapshot: the worker keeps appending
-    fraction, text = live.progress(events, epochs, baseline)
+    fraction, text = live.progress(events, lab)
     st.progress(min(1.0, fraction), text=text)
-    series = live.series_from_events(events, epochs)
-    if series:
-        layout.chart(plots.training_curves(series, epochs), key="live_curves")
-        st.caption("Live: the distilled student's loss parts and both students' accuracy, as they train.")
+    if curves := live.curves(events):
+        layout.chart(plots.training_curves(curves, presenter=layout.presenter()), key="live_curves")
+        st.caption("Live: the students' losses and test accuracy as they train (the seed in progress).")
 
 
 # -- results ------------------------------------------------------------------------------------------------
 
-def results(record: dict[str, Any], lab: settings.LabSettings) -> None:
-    changed = settings.changed_fields(record["config"], lab.config, record.get("baseline"), lab.baseline)
-    if changed:
+def results(record: RunRecord, ls: settings.LabSettings) -> None:
+    if record.reason == "stopped":
+        st.warning(f"**Stopped run**: {record.stopped}. The numbers below are what it had learnt by then.",
+                   icon="⏹️")
+    elif changed := stale_settings(lab_of(record), ls.lab):
         st.warning(f"**Stale results**: the settings changed since this run ({', '.join(changed)}). "
                    "Press Run to update them.", icon="⚠️")
-    st.subheader(f"Results · {record['label']}")
-    if record["reason"] != "completed":
-        st.info(f"This run ended early ({record['reason']}); the numbers are for the epochs it finished.")
-    for message in record.get("warnings", []):
+    st.subheader(f"Results · {record.label}")
+    if record.reason == "time limit":
+        st.info(f"This run hit its time limit: {record.stopped}.")
+    for message in record.warnings:
         st.warning(message)
-    st.dataframe(results_table(record), hide_index=True, key="results_table", column_config=_COLUMNS)
-    t, d = record["teacher"], record["distilled"]
-    st.caption(f"Compression {t['params'] / d['params']:.1f}× fewer parameters than the teacher. "
-               "Agreement: how often a student predicts the teacher's class.")
+    st.dataframe(results_table(record), hide_index=True, key="results_table", width="stretch")
+    d = record.distilled[0]
+    st.caption(f"{record.test_size} test images. The student has {record.teacher.params / d.params:.1f}× fewer "
+               "parameters than the teacher. Agreement: how often a student predicts the teacher's class.")
     if (found := verdict(record)) is not None:
         kind, text = found
-        (st.success if kind == "gain" else st.info)(text)
-    epochs = record["config"]["train"]["epochs"]
-    layout.chart(plots.training_curves(record["curves"], epochs, t["test_accuracy"]), key="curves")
-    st.caption("Look for: the distilled student's test accuracy (thick orange) against the scratch student's "
-               "(green) and the teacher's level (dashed blue).")
+        (st.success if kind == CLEAR_GAIN else st.info)(text)
+    layout.chart(plots.training_curves({"distilled": d.curve, "scratch": record.scratch[0].curve if record.scratch
+                                        else None}, record.teacher.test_accuracy, presenter=layout.presenter()),
+                 key="curves")
+    seed = f" (seed {d.seed})" if len(record.distilled) > 1 else ""
+    st.caption(f"Curves{seed}: each loss point is the mean since the previous one. Look for the distilled "
+               "student's test accuracy against the scratch student's, and the teacher's level.")
     confusions(record)
 
 
-CLEAR_GAIN_POINTS = 1.0  # smaller gaps are within the seed-to-seed spread of these short runs (docs/RESULTS.md)
-
 WHERE_KD_SHINES = ("With every training image a small student learns nearly as much from the labels alone. The "
-                   "teacher's soft targets matter most when the student sees few images (the *Small transfer "
-                   "set* preset, or a transfer-set size under More settings) or never sees a class "
-                   "(Experiments → Omitted class).")
+                   "teacher's soft targets matter most when the student sees few images (the *Few labels* "
+                   "preset, or a transfer-set size under Data) or never sees a class (the *Omitted class* preset).")
 
 
-def verdict(record: dict[str, Any]) -> tuple[str, str] | None:
-    """("gain" or "no gain", one sentence) comparing the distilled and the scratch student; None without one."""
-    if record.get("scratch") is None:
+def verdict(record: RunRecord) -> tuple[str, str] | None:
+    """(kind, one sentence) comparing the distilled and the scratch students over the seeds; None without twins."""
+    if not record.scratch or len(record.scratch) != len(record.distilled):
         return None
-    d, s = 100 * record["distilled"]["test_accuracy"], 100 * record["scratch"]["test_accuracy"]
-    gain = round(d - s, 6)  # so that exactly one point counts as one point
-    if gain >= CLEAR_GAIN_POINTS:
-        return "gain", (f"Distillation helped: the distilled student scores {d:.1f} % against {s:.1f} % from "
-                        f"scratch (+{gain:.1f} points).")
-    outcome = "about the same as" if abs(gain) < CLEAR_GAIN_POINTS else "below"
-    text = f"The distilled student ({d:.1f} %) is {outcome} the scratch student ({s:.1f} %)."
-    cfg = record.get("config", {})
-    if not cfg.get("transfer_size") and not cfg.get("omit_classes"):  # the full training set: say where KD shines
+    v = judge([m.test_accuracy for m in record.distilled], [m.test_accuracy for m in record.scratch], record.test_size)
+    d, s = record.stats("distilled"), record.stats("scratch")
+    n = len(v.per_seed)
+    size = f"{v.gain * 100:+.1f} points, {v.images:+.0f} of {v.test_size} test images"
+    if v.kind == ONE_SEED:
+        text = (f"With one seed the distilled student scores {100 * d.mean:.1f} % against {100 * s.mean:.1f} % "
+                f"from scratch ({size}). One seed cannot tell a gain from noise: run 3 seeds.")
+    elif v.kind == CLEAR_GAIN:
+        text = (f"Distillation helped, on every one of {n} seeds: {100 * d.mean:.1f} % against {100 * s.mean:.1f} % "
+                f"({size} on average; the seed-to-seed spread of the gain is ±{100 * v.spread:.1f}).")
+    elif v.kind == CLEAR_LOSS:
+        text = (f"The distilled student did worse on every one of {n} seeds: {100 * d.mean:.1f} % against "
+                f"{100 * s.mean:.1f} % ({size}; spread ±{100 * v.spread:.1f}).")
+    else:
+        text = (f"No clear difference over {n} seeds: {100 * d.mean:.1f} % against {100 * s.mean:.1f} % ({size}); "
+                f"the gain's seed-to-seed spread (±{100 * v.spread:.1f}) is as large as the gain.")
+    if v.kind != CLEAR_GAIN and not record.config.transfer_size and not record.config.omit_classes:
         text += " " + WHERE_KD_SHINES
-    return "no gain", text
+    return v.kind, text
 
 
-def results_table(record: dict[str, Any]) -> pd.DataFrame:
-    rows = [("teacher", record["teacher"]), ("distilled student", record["distilled"]),
-            ("scratch student", record.get("scratch"))]
-    return pd.DataFrame([{"model": name, "test accuracy": 100 * r["test_accuracy"],
-                          "agreement with teacher": 100 * r["agreement"], "parameters": r["params"],
-                          "latency per example (µs)": 1e6 * r["latency_s"]} for name, r in rows if r])
+def results_table(record: RunRecord) -> pd.DataFrame:
+    rows = []
+    for name, models in (("teacher", [record.teacher]), ("distilled student", record.distilled),
+                         ("scratch student", record.scratch)):
+        if not models:
+            continue
+        acc = [100 * m.test_accuracy for m in models]
+        spread = "" if len(acc) == 1 else f" ± {pd.Series(acc).std():.1f}"
+        rows.append({"model": name, "test accuracy (%)": f"{sum(acc) / len(acc):.1f}{spread}",
+                     "per seed": ", ".join(f"{a:.1f}" for a in acc) if len(acc) > 1 else "",
+                     "agreement (%)": f"{100 * sum(m.agreement for m in models) / len(models):.1f}",
+                     "parameters": f"{models[0].params:,}", "µs per example": f"{1e6 * models[0].latency_s:.2f}"})
+    table = pd.DataFrame(rows)
+    return table if len(record.distilled) > 1 else table.drop(columns="per seed")
 
 
-_COLUMNS = {"test accuracy": st.column_config.NumberColumn(format="%.1f%%"),
-            "agreement with teacher": st.column_config.NumberColumn(format="%.1f%%"),
-            "parameters": st.column_config.NumberColumn(format="localized"),
-            "latency per example (µs)": st.column_config.NumberColumn(format="%.2f")}
-
-
-def confusions(record: dict[str, Any]) -> None:
-    classes, scratch = record["classes"], record.get("scratch")
-    roles = [("teacher", record["teacher"]), ("distilled", record["distilled"]), ("scratch", scratch)]
-    roles = [(role, r) for role, r in roles if r is not None]
-    st.markdown("#### Confusion matrices")
-    for col, (role, r) in zip(st.columns(len(roles)), roles):
-        title = f"{plots.ROLE_NAMES[role].capitalize()} · {100 * r['test_accuracy']:.1f}%"
-        layout.chart(plots.confusion_figure(r["confusion"], classes, title, role), key=f"cm_{role}", where=col)
-    st.caption("Rows: the true class; columns: the prediction. Off-diagonal cells are mistakes.")
+def confusions(record: RunRecord) -> None:
+    classes, scratch = record.classes, (record.scratch[0] if record.scratch else None)
+    roles = [("teacher", record.teacher), ("distilled", record.distilled[0]), ("scratch", scratch)]
+    roles = [(role, m) for role, m in roles if m is not None]
+    st.markdown("#### Confusion matrices" + (f" (seed {record.distilled[0].seed})" if len(record.seeds) > 1 else ""))
+    cells = [*roles, ("difference", None)] if scratch is not None else roles
+    for row in range(0, len(cells), 2):  # two a row: readable cells and unclipped titles on a 1024-wide projector
+        for col, (role, m) in zip(st.columns(2), cells[row:row + 2]):
+            if role == "difference":
+                col.markdown("**Distilled − scratch**")
+                layout.chart(plots.confusion_difference(record.distilled[0].confusion, scratch.confusion, classes),
+                             key="cm_diff", where=col)
+            else:
+                col.markdown(f"**{plots.ROLE_NAMES[role].capitalize()} · {100 * m.test_accuracy:.1f} %**")
+                layout.chart(plots.confusion_figure(m.confusion, classes, "", role), key=f"cm_{role}", where=col)
+    st.caption("Rows: the true class; columns: the prediction. Off-diagonal cells are mistakes. In the difference, "
+               "purple: the distilled student predicts that cell more often than scratch; gold: less often "
+               "(more on the diagonal is better, more off it worse).")
     if scratch is None:
         return
-    left, right = st.columns(2)
-    diff = plots.confusion_difference(record["distilled"]["confusion"], scratch["confusion"], classes)
-    layout.chart(diff, key="cm_diff", where=left)
-    left.caption("Orange: the distilled student predicts this cell more often than scratch; green: less often. "
-                 "Orange on the diagonal is good, off it bad.")
     delta = [None if a is None or b is None else a - b
-             for a, b in zip(record["distilled"]["per_class_accuracy"], scratch["per_class_accuracy"])]
-    layout.chart(plots.class_changes(delta, classes), key="class_changes", where=right)
-    right.caption(gain_summary(delta, classes))
+             for a, b in zip(record.distilled[0].per_class_accuracy, scratch.per_class_accuracy)]
+    layout.chart(plots.class_changes(delta, classes), key="class_changes")
+    st.caption(gain_summary(delta, classes))
 
 
 def gain_summary(delta: list[float | None], classes: list[str], k: int = 3) -> str:
@@ -173,3 +190,19 @@ def gain_summary(delta: list[float | None], classes: list[str], k: int = 3) -> s
     gained = [x for x in ranked if x[0] > 0][:k]
     lost = [x for x in reversed(ranked) if x[0] < 0][:k]
     return f"Per-class accuracy, distilled − scratch, in points. Gained most: {fmt(gained)}; lost most: {fmt(lost)}."
+
+
+def run_controls(ls: settings.LabSettings, busy: bool) -> bool:
+    """The Run button, with what a press will train beside it, or why it cannot run (next to the button, where
+    the eye is, not only in the sidebar). True when pressed."""
+    left, right = st.columns([1, 4])
+    pressed = left.button("Run", type="primary", key="run", disabled=busy or not ls.ok, width="stretch",
+                          help="Gets the teacher from the cache (or trains it), then trains the students.")
+    if not ls.ok:
+        right.error(f"Run is off: {ls.error or 'the dataset is not available'}. Fix it in the sidebar.")
+    else:
+        lab = ls.lab
+        twins = "and its scratch twin " if lab.scratch else ""
+        seeds = f" over {lab.seeds} seeds" if lab.seeds > 1 else ""
+        right.caption(f"Trains the distilled student {twins}{seeds}: {settings.budget_text(lab)[1]}.")
+    return pressed

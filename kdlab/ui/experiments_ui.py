@@ -2,8 +2,10 @@
 (figures, the bias slider, the paper's numbers beside ours). Reuses ``runner`` and ``resources``."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -11,9 +13,10 @@ import streamlit as st
 
 from kdlab.plots import experiments as plots
 from kdlab.base.errors import DataUnavailableError
+from kdlab.base.settings import Setting
 from kdlab.experiments import EXPERIMENTS, experiment_names, run_experiment
 from kdlab.serve.jobs import Job
-from kdlab.ui import layout, resources, runner
+from kdlab.ui import forms, layout, resources, runner
 
 SLOT = "experiment"
 RESULTS = "kd.experiments"  # {"name|dataset": report}: the last report of each experiment and dataset
@@ -21,15 +24,40 @@ EMIT_SECONDS = 0.25  # step events reach the job's buffer at most this often (ep
 MAX_SEEDS = 5
 
 
+@dataclass(frozen=True)
+class Choice:
+    """Which experiment the page shows; every field is in its URL."""
+
+    name: str = "small-transfer"
+    dataset: str = "digits"
+    seeds: int = 3
+
+
+CHOICE = "kd.experiments.choice"
+CHOICE_SETTINGS = [
+    Setting("name", "name", "Experiment", "", "choice", options=experiment_names),
+    Setting("dataset", "dataset", "Dataset", "digits runs in well under a minute; Fashion-MNIST takes minutes per "
+            "experiment.", "choice", options=lambda: ["digits", "fashion-mnist", "mnist"]),
+    Setting("seeds", "seeds", "Seeds", "Seeds 0, 1, …: mean ± std.", "int", 1, MAX_SEEDS, 1),
+]
+
+
 def pick_ui() -> tuple[str, str, int]:
+    choice = st.session_state.get(CHOICE, Choice())
+    if (linked := forms.read_url(CHOICE_SETTINGS, choice, Choice())) is not None:
+        choice = linked
+        forms.reset(CHOICE_SETTINGS, "exp")
     left, mid, right = st.columns([3, 2, 1])
-    name = left.selectbox("Experiment", experiment_names(), key="exp.name",
-                          format_func=lambda n: EXPERIMENTS.get(n).title)
-    datasets = sorted(EXPERIMENTS.get(name).settings, key=lambda d: (d != "digits", d))  # digits first: offline, fast
-    dataset = mid.selectbox("Dataset", datasets, key="exp.dataset",
-                            help="digits runs in well under a minute; Fashion-MNIST takes minutes per experiment.")
-    seeds = right.number_input("Seeds", 1, MAX_SEEDS, value=3, key="exp.seeds", help="Seeds 0, 1, …: mean ± std.")
-    return name, dataset, int(seeds)
+    choice = forms.draw(CHOICE_SETTINGS, choice, "exp", left, names=["name"],
+                        formats={"name": lambda n: EXPERIMENTS.get(n).title})
+    datasets = sorted(EXPERIMENTS.get(choice.name).settings, key=lambda d: (d != "digits", d))  # digits: offline, fast
+    if choice.dataset not in datasets:
+        choice = dataclasses.replace(choice, dataset=datasets[0])
+    choice = forms.draw(CHOICE_SETTINGS, choice, "exp", mid, names=["dataset"], options={"dataset": datasets})
+    choice = forms.draw(CHOICE_SETTINGS, choice, "exp", right, names=["seeds"])
+    st.session_state[CHOICE] = choice
+    forms.write_url(CHOICE_SETTINGS, choice)
+    return choice.name, choice.dataset, choice.seeds
 
 
 def describe(name: str, dataset: str, seeds: int) -> None:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import re
+import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import streamlit as st
 
@@ -17,10 +19,11 @@ ICONS = {"Home": ":material/home:", "Distill": ":material/science:", "Temperatur
          "Sweep": ":material/grid_on:", "Runs": ":material/history:", "Experiments": ":material/biotech:"}
 CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 PAGE_FILE = re.compile(r"(\d+)_(\w+)\.py")
-ASSETS = Path(__file__).resolve().parents[2] / "assets"  # images and static text of the pages
+ROOT = Path(__file__).resolve().parents[2]  # the folder of app.py, pages/ and assets/
+ASSETS = ROOT / "assets"  # images and static text of the pages
 
 
-def pages(root: Path) -> list[tuple[Path, str]]:
+def pages(root: Path = ROOT) -> list[tuple[Path, str]]:
     """(path, title) of every ``pages/<n>_<Title>.py`` in order; new pages appear without code changes."""
     found = []
     for path in (root / "pages").glob("*.py"):
@@ -29,29 +32,78 @@ def pages(root: Path) -> list[tuple[Path, str]]:
     return [(path, title) for _, path, title in sorted(found)]
 
 
+ROUTED = "kd.routed"  # set by app.py's navigation() in every run it routes
+PRESENTER = "kd.presenter"  # presenter mode: large type, collapsed sidebar (toggle, or ?present=1)
+PRESENTER_CSS = """<style>
+html, body, [data-testid="stAppViewContainer"] { font-size: 21px; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"], li { font-size: 1.05rem; }
+h1 { font-size: 2.6rem !important; } h2, h3 { font-size: 1.9rem !important; }
+</style>"""
+
+
 def require_router() -> None:
     """First line of every page: make sure the page runs through app.py (``st.navigation``).
 
-    Streamlit still has its old "pages directory" mode: until some session has run app.py, a visitor who
-    opens a page URL directly (a shared link, the load test) gets that page script run on its own, without
-    app.py's set-up and navigation. Switching the flag off and rerunning makes that first run go through
-    app.py like every other; it costs one near-empty run, once. (AppTest resets the flag before every run
-    and runs pages directly by design: there the rerun would only swallow button clicks, so it is skipped.)
+    Streamlit still has its old "pages directory" mode: until some session has run ``st.navigation``, a visitor
+    who opens a page URL directly (a shared link, the load test) gets that page script run on its own, without
+    app.py's set-up and navigation. Calling ``st.navigation`` switches that mode off for the process (its
+    documented effect), and the rerun then goes through app.py like every other run; it costs one near-empty
+    run, once per server. tests/test_browser.py opens a page URL on a fresh server to keep this honest.
+    (AppTest runs pages directly by design; there the rerun would only swallow button clicks, so it is skipped.)
     """
     from streamlit import config
-    from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory and not config.get_option("global.appTest"):
-        PagesManager.uses_pages_directory = False
+    if not st.session_state.get(ROUTED) and not config.get_option("global.appTest"):
+        navigation()  # the real pages, so the page asked for is found
         st.rerun()
 
 
-def navigation(home, root: Path):
+def navigation():
     """Set up the process and this run's page config, and return the page to run (``st.navigation``)."""
-    st.set_page_config(page_title="kdlab", page_icon="🧪", layout="wide")
+    from kdlab.ui.home import home
+
+    if st.query_params.get("present") in ("1", "true"):
+        st.session_state[PRESENTER] = True
+    st.set_page_config(page_title="kdlab", page_icon="🧪", layout="wide",
+                       initial_sidebar_state="collapsed" if presenter() else "auto")
     entries = [st.Page(home, title="Home", icon=ICONS["Home"], default=True, url_path="home")]
-    entries += [st.Page(str(path), title=title, icon=ICONS.get(title)) for path, title in pages(root)]
-    return st.navigation(entries)
+    entries += [st.Page(str(path), title=title, icon=ICONS.get(title)) for path, title in pages()]
+    page = st.navigation(entries)
+    st.session_state[ROUTED] = True
+    if presenter():
+        st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
+    return page
+
+
+def presenter() -> bool:
+    return bool(st.session_state.get(PRESENTER, False))
+
+
+def presenter_toggle() -> None:
+    """The sidebar's switch for projecting; the URL keeps it (``?present=1``), so a link opens in it."""
+    on = st.sidebar.toggle("Presenter mode", key=PRESENTER, help="Large type and a collapsed sidebar, for a projector.")
+    if on:
+        st.query_params["present"] = "1"
+    elif "present" in st.query_params:
+        del st.query_params["present"]
+
+
+def when_imported(module: str, draw: Callable[[], None]) -> None:
+    """``draw()`` now if ``module`` is imported already (or being imported: then this waits for it), else once the
+    background warm-up has imported it: the first page of a fresh server does not wait seconds for torch."""
+    if module in sys.modules:
+        importlib.import_module(module)  # returns at once, or when another thread's import of it completes
+        draw()
+        return
+    process.warm_up()
+    _until_imported(module)
+
+
+@st.fragment(run_every=0.3)
+def _until_imported(module: str) -> None:
+    if module in sys.modules:
+        st.rerun()  # the whole page, which now draws what needed the module
+    st.caption("Loading…")
 
 
 def chart(fig, key: str, where=None) -> None:
@@ -87,8 +139,10 @@ def errors_as_messages() -> Iterator[None]:
 
 
 def after_run() -> None:
-    """The end of every run: the pool's load in the sidebar, then (once per process) start importing the heavy
-    modules in the background, after the home page has been sent rather than competing with it for the GIL."""
+    """The end of every run: the presenter switch and the pool's load in the sidebar, then (once per process)
+    start importing the heavy modules in the background, after the home page has been sent rather than
+    competing with it for the GIL."""
+    presenter_toggle()
     stats = process.stats()
     st.sidebar.caption(f"Server: {stats['running']}/{stats['workers']} workers busy, {stats['queued']} runs waiting.")
     process.warm_up()

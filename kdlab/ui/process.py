@@ -13,7 +13,9 @@ _lock = threading.Lock()
 _pool: JobPool | None = None
 _threads_set = False
 _warming = False
-WARM_MODULES = ("torch", "plotly.graph_objects", "kdlab.ui.settings", "kdlab.ui.distill", "kdlab.ui.temperature")
+_warm = threading.Event()  # set once the warm-up thread has finished
+WARM_MODULES = ("torch", "kdlab.training.losses", "plotly.graph_objects", "kdlab.ui.settings", "kdlab.ui.distill",
+                "kdlab.ui.temperature")
 
 
 def init_process() -> None:
@@ -67,6 +69,11 @@ def stats() -> dict[str, int]:
     return current.stats() if current is not None else {"workers": default_workers(), "running": 0, "queued": 0}
 
 
+def wait_warm(timeout: float | None = None) -> bool:
+    """Wait for the background warm-up (a test, or a page that needs torch at once)."""
+    return _warm.wait(timeout)
+
+
 def warm_up() -> None:
     """Import the heavy modules in the background, once, while the user reads the home page."""
     global _warming
@@ -82,5 +89,7 @@ def warm_up() -> None:
                 importlib.import_module(name)
         except Exception:  # warming is an optimisation: the pages import what they need anyway
             log.exception("kdlab: warm-up failed")
+        finally:
+            _warm.set()
 
     threading.Thread(target=work, name="kdlab-warm-up", daemon=True).start()

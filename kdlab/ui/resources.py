@@ -11,12 +11,12 @@ import threading
 import streamlit as st
 import torch
 
-from kdlab.stores.teacher_cache import TeacherStore, teacher_key
+from kdlab.stores.teacher_cache import TeacherStore
 from kdlab.base.config import DistillConfig
 from kdlab.data import Dataset, load_dataset
 from kdlab.training.models import build_model, count_params
 from kdlab.stores.run_store import RunStore
-from kdlab.runs.teacher import MEMORY, Teacher, get_teacher
+from kdlab.runs.teacher import Teacher, find_teacher
 from kdlab.ui import process
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,4 @@ def param_count(spec: str, input_shape: tuple[int, ...], num_classes: int) -> in
 
 def cached_teacher(cfg: DistillConfig, data: Dataset) -> Teacher | None:
     """The teacher of ``cfg`` if it is in memory or in the disk cache, else None: never trains."""
-    tcfg = cfg.teacher_config()
-    store = TeacherStore()
-    key = teacher_key(tcfg)
-    if MEMORY.get(f"{store.root}:{key}") is None and store.read(key)[0] != "ok":
-        return None
-    return get_teacher(tcfg, data, store)
+    return find_teacher(cfg.teacher_config(), data, TeacherStore())

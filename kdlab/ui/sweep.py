@@ -1,4 +1,5 @@
-"""The Sweep page's pieces: the grid widgets, the pool job, its progress, and the heatmaps."""
+"""The Sweep page's pieces: the grid widgets (kdlab.runs.sweep.GRID_SETTINGS), the pool job, its progress, and the
+heatmaps."""
 from __future__ import annotations
 
 import time
@@ -7,29 +8,38 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from kdlab.plots import figures as plots
-from kdlab.base.config import to_dict
 from kdlab.base.errors import ConfigError
+from kdlab.base.lab import Lab
+from kdlab.plots import figures as plots
+from kdlab.runs.lab import stale_settings
+from kdlab.runs.sweep import GRID_SETTINGS, MAX_CELLS, Grid, pivot, run_sweep, to_csv
 from kdlab.serve.jobs import Job
-from kdlab.runs.sweep import MAX_CELLS, pivot, run_sweep, to_csv
-from kdlab.ui import layout, runner, settings, state
+from kdlab.ui import forms, layout, runner, settings, state
 
 SLOT = "sweep"
-T_OPTIONS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0, 30.0)
-ALPHA_OPTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+GRID = "kd.sweep.grid"  # the session's Grid
+PREFIX = "sweep"  # the grid widgets' keys: "sweep.temperatures", ...
+PAIR = ("dataset", "teacher", "student", "loss", "lam", "beta_tckd", "beta_nckd", "steps", "epochs", "lr",
+        "transfer_size", "teacher_epochs")  # the lab's settings a sweep keeps fixed (T, α and seed are the grid)
 
 
-def grid_ui() -> tuple[list[float], list[float], list[int]]:
+def grid_ui() -> Grid:
+    current = st.session_state.get(GRID, Grid())
+    if (linked := forms.read_url(GRID_SETTINGS, current, Grid())) is not None:
+        current = linked
+        forms.reset(GRID_SETTINGS, PREFIX)
     a, b, c = st.columns([3, 3, 1])
-    temps = a.multiselect("Temperatures T", T_OPTIONS, default=[1.0, 2.0, 4.0, 8.0], key="sweep.T")
-    alphas = b.multiselect("α values", ALPHA_OPTIONS, default=[0.5, 0.9], key="sweep.alpha")
-    seeds = c.number_input("Seeds", 1, 5, value=1, key="sweep.seeds", help="Seeds 0, 1, …: each cell is averaged.")
-    return sorted(temps), sorted(alphas), list(range(int(seeds)))
+    boxes = iter((a, b, c))
+    for s in GRID_SETTINGS:  # one widget a column
+        current = forms.draw([s], current, PREFIX, next(boxes), names=[s.name])
+    st.session_state[GRID] = current
+    forms.write_url(GRID_SETTINGS, current)
+    return current
 
 
-def start(lab: settings.LabSettings, temps: list[float], alphas: list[float], seeds: list[int]) -> Job:
-    cfg, data = lab.config, lab.data
-    total = len(temps) * len(alphas) * len(seeds)
+def start(ls: settings.LabSettings, grid: Grid) -> Job:
+    cfg, data = ls.config, ls.data
+    total = len(grid.temperatures) * len(grid.alphas) * grid.seeds
     if total > MAX_CELLS:
         raise ConfigError(f"{total} runs is more than the {MAX_CELLS} a sweep may have; drop some values")
 
@@ -38,7 +48,8 @@ def start(lab: settings.LabSettings, temps: list[float], alphas: list[float], se
             if role in ("cell", "teacher") or event.kind == "epoch":  # few events: the job's buffer is bounded
                 job.emit((role, event))
 
-        rows = run_sweep(cfg, temps, alphas, seeds, data=data, on_progress=progress, should_stop=job.should_stop)
+        rows = run_sweep(cfg, grid.temperatures, grid.alphas, grid.seed_list(), data=data, on_progress=progress,
+                         should_stop=job.should_stop)
         return {"rows": rows, "config": cfg, "total": total, "finished": time.time()}
 
     return runner.submit(SLOT, fn, label="sweep")
@@ -82,13 +93,12 @@ def table(rows: list[dict[str, float]]) -> pd.DataFrame:
                           "seconds": round(r["seconds"], 2)} for r in rows])
 
 
-def results(sweep: dict[str, Any], lab: settings.LabSettings) -> None:
+def results(sweep: dict[str, Any], ls: settings.LabSettings) -> None:
     rows = sweep["rows"]
     if not rows:
         st.info("The sweep stopped before its first run finished.")
         return
-    changed = settings.changed_fields(to_dict(sweep["config"]), lab.config)
-    changed = [c for c in changed if c not in ("T", "alpha", "seed", "baseline")]
+    changed = stale_settings(Lab(sweep["config"]), ls.lab, ignore=("temperature", "alpha", "seed", "seeds", "scratch"))
     if changed:
         st.warning(f"**Stale**: the pair's settings changed since this sweep ({', '.join(changed)}).", icon="⚠️")
     if len(rows) < sweep["total"]:
@@ -99,8 +109,7 @@ def results(sweep: dict[str, Any], lab: settings.LabSettings) -> None:
     left.caption("Where is the student best? Each cell is the mean over seeds.")
     gain = plots.sweep_heatmap(*pivot(rows, "gain"), "Gain over the scratch student (points)", diverging=True)
     layout.chart(gain, key="sweep_gain", where=right)
-    right.caption("Orange: distillation beat the same student trained on labels alone; green: it lost.")
+    right.caption("Purple: distillation beat the same student trained on labels alone; gold: it lost.")
     st.dataframe(table(rows), hide_index=True, key="sweep_table", column_config=_PERCENT)
     st.download_button("Download CSV", to_csv(rows), file_name="kdlab-sweep.csv", mime="text/csv",
                        key="sweep_csv", on_click="ignore")
-

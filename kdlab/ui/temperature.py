@@ -2,25 +2,68 @@
 costs a softmax over a few thousand rows, never a forward pass."""
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import streamlit as st
 import torch
 
+from kdlab.base.errors import KdlabError
+from kdlab.base.settings import Setting
 from kdlab.plots import figures as plots
 from kdlab.data import Dataset
 from kdlab.serve.jobs import Job
 from kdlab.training.losses import entropy, soft_targets
 from kdlab.runs.teacher import Teacher, get_teacher
-from kdlab.ui import layout, resources, runner, settings, state
+from kdlab.ui import forms, layout, resources, runner, settings, state
 
 SLOT = "teacher"
 N_EXAMPLES = 3
-T_GRID = np.geomspace(0.5, 30.0, 41).round(3).tolist()  # the entropy curve's x values (log-spaced)
 MODES = ("by class", "at random", "where the teacher is least sure")
-SAMPLE = "kd.temperature.sample"  # the "at random" draw: bumped by the New sample button
+VIEW = "kd.temperature.view"  # the session's View
+PREFIX = "temp"  # the view's widget keys: "temp.temperature", ...
+
+
+@dataclass(frozen=True)
+class View:
+    """What the Temperature page shows; every field is in its URL."""
+
+    temperature: float = 4.0
+    mode: str = MODES[0]
+    cls: int = 0  # the class whose examples are shown ("by class")
+    sample: int = 0  # which random draw ("at random"): the New sample button counts up
+
+
+VIEW_SETTINGS = [
+    Setting("temperature", "temperature", "Temperature T", "Softens the teacher's outputs: softmax(logits / T).",
+            "float", 0.5, 30.0, 0.1, digits=1, aliases=("T",)),
+    Setting("mode", "mode", "Examples", "", "choice", options=MODES, widget="radio"),
+    Setting("cls", "cls", "Class", "", "int", 0, 999, applies=lambda v: v.mode == MODES[0]),
+    Setting("sample", "sample", "Sample", "", "int", 0, 10**6, ui=False, applies=lambda v: v.mode == MODES[1]),
+]
+T_GRID = np.geomspace(VIEW_SETTINGS[0].low, VIEW_SETTINGS[0].high, 41).round(3).tolist()  # the entropy curve's T
+
+
+def view_ui(data: Dataset) -> View:
+    """The T slider and the example pickers, kept in step with the URL (a link reproduces the view)."""
+    view = st.session_state.get(VIEW, View())
+    if (linked := forms.read_url(VIEW_SETTINGS, view, View())) is not None:
+        view = linked
+        forms.reset(VIEW_SETTINGS, PREFIX)
+    view = forms.draw(VIEW_SETTINGS[:1], view, PREFIX, st, names=["temperature"])
+    left, right = st.columns([2, 1])
+    view = forms.draw(VIEW_SETTINGS, view, PREFIX, left, names=["mode"])
+    if view.mode == MODES[0]:
+        view = forms.draw(VIEW_SETTINGS, view, PREFIX, right, names=["cls"], options={"cls": list(range(data.num_classes))},
+                          formats={"cls": lambda c: data.classes[c]})
+    elif view.mode == MODES[1] and right.button("New sample", key="temp.new"):
+        view = dataclasses.replace(view, sample=view.sample + 1)
+    st.session_state[VIEW] = view
+    forms.write_url(VIEW_SETTINGS, view)
+    return view
 
 
 def teacher_or_offer(lab: settings.LabSettings) -> Teacher | None:
@@ -57,18 +100,12 @@ def _teacher_progress(job: Job) -> None:
     st.progress(frac, text=f"Training the teacher: {frac:.0%}")
 
 
-def pick_ui(data: Dataset, teacher: Teacher) -> list[int]:
-    """Widgets choosing which test examples to show; returns their indices."""
-    left, right = st.columns([2, 1])
-    mode = left.radio("Examples", MODES, horizontal=True, key="temp.mode")
-    if mode == MODES[0]:
-        cls = right.selectbox("Class", range(data.num_classes), format_func=lambda c: data.classes[c], key="temp.cls")
-        pool = (data.y_test == cls).nonzero().squeeze(1)
-        return pool[:N_EXAMPLES].tolist()
-    if mode == MODES[1]:
-        if right.button("New sample", key="temp.new"):
-            st.session_state[SAMPLE] = st.session_state.get(SAMPLE, 0) + 1
-        gen = torch.Generator().manual_seed(st.session_state.get(SAMPLE, 0))
+def examples_of(view: View, data: Dataset, teacher: Teacher) -> list[int]:
+    """The test examples the view shows."""
+    if view.mode == MODES[0]:
+        return (data.y_test == view.cls).nonzero().squeeze(1)[:N_EXAMPLES].tolist()
+    if view.mode == MODES[1]:
+        gen = torch.Generator().manual_seed(view.sample)
         return torch.randperm(len(data.y_test), generator=gen)[:N_EXAMPLES].tolist()
     uncertainty = entropy(soft_targets(teacher.test_logits, 1.0))  # (N_test,)
     return uncertainty.topk(N_EXAMPLES).indices.tolist()
@@ -77,13 +114,13 @@ def pick_ui(data: Dataset, teacher: Teacher) -> list[int]:
 def student_logits(teacher: Teacher) -> torch.Tensor | None:
     """The latest run's distilled-student test logits, if that run used this very teacher."""
     record = state.latest_run()
-    if record is None or record["teacher"].get("key") != teacher.key:
+    if record is None or record.teacher.key != teacher.key:
         return None
-    if "outputs" in record:
-        return torch.as_tensor(record["outputs"]["distilled"])
+    if (outputs := state.latest_outputs(record)) is not None and "distilled" in outputs:
+        return torch.as_tensor(outputs["distilled"])
     try:
-        return resources.run_store().outputs(record["id"])["distilled"] if record.get("id") else None
-    except Exception:  # a pruned or damaged run: the page works without it
+        return resources.run_store().outputs(record.id)["distilled"] if record.id else None
+    except KdlabError:  # a pruned or damaged run: the page works without it
         return None
 
 

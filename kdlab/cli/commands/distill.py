@@ -7,7 +7,8 @@ from typing import Any
 
 from kdlab.cli import args as cli_args
 from kdlab.cli import show as fmt
-from kdlab.runs.lab import LAB_SETTINGS, Lab, validate_lab
+from kdlab.base.lab import Lab
+from kdlab.runs.lab import LAB_SETTINGS, validate_lab
 from kdlab.runs.presets import get_preset, preset_names
 
 

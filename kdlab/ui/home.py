@@ -1,0 +1,55 @@
+"""The home page: what distillation is, the current loss's formula, the presets, the pages of the lab."""
+from __future__ import annotations
+
+import streamlit as st
+
+from kdlab.runs.presets import get_preset, preset_names
+from kdlab.ui import layout, state  # light: the home page must not wait for torch to import
+
+PAGES = {"Distill": "Train a student live, beside a scratch twin; results and confusion matrices.",
+         "Temperature": "Watch soft targets flatten as T rises, on the teacher's cached outputs.",
+         "Sweep": "A grid over T × α (× seeds): where does distillation help most?",
+         "Runs": "Every finished run, overlaid; download configs, results and weights.",
+         "Experiments": "Hinton 2015's experiments, several seeds each."}
+
+
+def home() -> None:
+    """The home page (``st.Page(home)`` in kdlab.ui.layout.navigation)."""
+    layout.header("kdlab: a knowledge-distillation lab",
+                  "Train a small student network to imitate a large teacher, and watch it happen.")
+    cfg = state.lab().config
+    st.markdown(
+        "A trained **teacher** knows more than its top answer: its probabilities say which wrong classes look "
+        "alike (a 7 resembles a 1 more than an 8). Softened by a **temperature** T, its logits `t` become "
+        "*soft targets* `softmax(t/T)`, and a smaller **student** with logits `s` learns from them "
+        "(Hinton, Vinyals & Dean, 2015):")
+    st.image(str(layout.ASSETS / "kd_diagram.svg"), width=760)
+    layout.when_imported("kdlab.training.losses", lambda: st.latex(loss_latex(cfg)))
+    st.caption(f"The {cfg.loss} loss with the current settings: σ is the softmax, s the student's and t the "
+               "teacher's logits, y the label. In Hinton's loss α weights the soft term and T² keeps its gradients "
+               "on the same scale whatever T is.")
+
+    st.subheader("Start from a preset")
+    names = preset_names()
+    for col, name in zip(st.columns(len(names)), names):
+        preset = get_preset(name)
+        col.button(name, key=f"preset.{name}", on_click=state.apply_preset, args=(name,), width="stretch",
+                   type="primary" if state.preset_name() == name else "secondary")
+        col.caption(preset.summary)
+
+    st.subheader("The lab")
+    for path, title in layout.pages():
+        st.page_link(str(path), label=f"**{title}**: {PAGES.get(title, '')}", icon=layout.ICONS.get(title))
+    layout.explain("How the lab works", "home")
+
+
+def loss_latex(cfg) -> str:
+    """The current loss's own formula (from the loss registry) with the values of the settings it uses."""
+    from kdlab.training.losses import loss_info
+
+    info = loss_info(cfg.loss)
+    values = ([f"T = {cfg.temperature:g}"] if info.uses_temperature else []) + \
+        ([rf"\alpha = {cfg.alpha:g}"] if info.uses_alpha else []) + \
+        [f"{p.symbol} = {cfg.loss_params.get(name, p.default):g}" for name, p in info.params.items()]
+    where = r"\quad\text{with }" + r",\ ".join(values) if values else ""
+    return f"L = {info.formula}{where}"
