@@ -39,10 +39,10 @@ from kdlab.stores.teacher_cache import cache_root, env_mib
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_RUNS = 200  # ~200 small MLP students stay well under 100 MB
-# Measured (a real run_distill saved as the Distill page saves it): digits mlp:500 -> mlp:100 with its scratch
-# twin 0.07 MiB, the same on Fashion-MNIST 1.07 MiB (its test logits, 2 x 10 000 x 10 floats, are 0.76 of it), digits
-# -> mlp:2400-1700 16.3 MiB. 512 MiB keeps the count the limit for the lab's usual runs (200 Fashion-MNIST runs
-# ~ 214 MiB) and stops 200 large ones taking 3.3 GiB.
+# Measured (a real run_distill saved as the Distill page saves it, 1 000 student steps): digits mlp:500 -> mlp:100
+# with its scratch twin 0.13 MiB, the same on Fashion-MNIST 1.11 MiB (its test logits, 2 x 10 000 x 10 floats, are
+# 0.76 of it), digits -> mlp:2400-1700 16.3 MiB. 512 MiB keeps the count the limit for the lab's usual runs (200
+# Fashion-MNIST runs ~ 220 MiB) and stops 200 large ones taking 3.3 GiB.
 DEFAULT_RUNS_MAX_MB = 512
 RECORD_MAX_BYTES = 64 << 20  # run.json: curves of at most a few thousand points each; a bigger one is not read
 ID_PATTERN = re.compile(r"\d{8}-\d{9}-[0-9a-f]{6}")  # UTC date, time with ms, random; ids from widgets are never paths
