@@ -169,3 +169,16 @@ def test_a_queued_run_shows_its_place_then_completes(distill, finish_jobs, monke
     assert blocker.wait(10)
     finish_jobs(distill)
     assert not distill.exception and any("cm_diff" in c.proto.id for c in distill.get("plotly_chart"))
+
+
+def test_at_t_1_the_page_says_why_alpha_changes_little(app, finish_jobs):
+    app.query_params.update({"steps": "200"})  # the default teacher, mlp:500: confident on its training images
+    app.switch_page("pages/1_Distill.py").run()
+    distill = app
+    distill.button(key="run").click().run()  # trains (and caches) the teacher
+    finish_jobs(distill)
+    distill.slider(key="lab.temperature").set_value(1.0).run()
+    note = next(i.value for i in distill.sidebar.info if "α changes little" in i.value)
+    assert "mean top probability of 0.9" in note and "is the label for" in note  # measured on this teacher
+    distill.slider(key="lab.temperature").set_value(4.0).run()
+    assert not any("α changes little" in i.value for i in distill.sidebar.info)

@@ -37,3 +37,18 @@ def test_every_example_mode_renders(app, finish_jobs):
     for mode in ("at random", "where the teacher is least sure", "by class"):
         at.radio(key="temp.mode").set_value(mode).run()
         assert not at.exception and len([c for c in at.get("plotly_chart") if "probs" in c.proto.id]) == 3
+
+
+def test_a_link_reproduces_the_view(app, finish_jobs):
+    _ready(app, finish_jobs)  # the teacher is cached
+    fresh = app
+    fresh.query_params.clear()
+    fresh.query_params.update({"T": "2", "mode": "at random", "sample": "3", "teacher": "mlp:500"})
+    fresh.switch_page("pages/2_Temperature.py").run()
+    assert not fresh.exception
+    assert fresh.slider(key="temp.temperature").value == 2.0 and fresh.radio(key="temp.mode").value == "at random"
+    assert fresh.query_params["temperature"] == "2" and fresh.query_params["sample"] == "3"
+    shown = [c.proto.id for c in fresh.get("plotly_chart") if "probs" in c.proto.id]
+    assert len(shown) == 3
+    fresh.button(key="temp.new").click().run()  # a new random draw is in the link too
+    assert fresh.query_params["sample"] == "4"

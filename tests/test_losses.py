@@ -340,3 +340,11 @@ def test_soft_targets_and_entropy():
     assert entropy(torch.tensor([[1.0, 0.0, 0.0]])).item() == 0.0  # 0·log 0 = 0
     with pytest.raises(ConfigError, match="temperature"):
         soft_targets(logits, 0.0)
+
+
+@pytest.mark.parametrize("name", loss_names())
+def test_every_loss_states_its_facts_and_a_formula_in_latex(name):
+    info = LOSSES.get(name)
+    assert info.formula.startswith(("\\", "T^2")) and "\\\\" not in info.formula  # one backslash per command
+    assert ("T" in info.formula) == info.uses_temperature and ("\\alpha" in info.formula) == info.uses_alpha
+    assert all(p.symbol in info.formula for p in info.params.values())

@@ -68,3 +68,20 @@ def test_a_bad_request_shows_an_error_not_a_traceback(app, monkeypatch):
     app.button(key="exp.run").click().run()
     assert not app.exception
     assert any("no such thing" in e.value for e in app.error)
+
+
+def test_a_link_reproduces_the_chosen_experiment(app):
+    app.query_params.update({"name": "omitted-class", "dataset": "fashion-mnist", "seeds": "2"})
+    _open(app)
+    assert (app.selectbox(key="exp.name").value, app.selectbox(key="exp.dataset").value) == ("omitted-class",
+                                                                                              "fashion-mnist")
+    assert app.number_input(key="exp.seeds").value == 2
+    app.selectbox(key="exp.name").set_value("source-recipe").run()
+    assert app.query_params["name"] == "source-recipe"  # and the address bar follows the page
+
+
+def test_a_bad_link_falls_back_with_a_notice(app):
+    app.query_params.update({"name": "nope", "seeds": "99"})
+    _open(app)
+    assert app.selectbox(key="exp.name").value == "small-transfer" and app.number_input(key="exp.seeds").value == 3
+    assert len([w for w in app.warning if w.value.startswith("The link's")]) == 2

@@ -42,12 +42,13 @@ class Setting:
     group: str = ""  # the sidebar section it is drawn in
     more: bool = False  # drawn in the sidebar's "More settings" expander
     applies: Callable[[Any], bool] | None = None  # on the state: drawn, written and compared only when true
-    ui: bool = True  # has a widget
+    ui: bool = True  # shown by the app (a widget and the URL); False: the CLI's alone
     cli: bool = True  # has a CLI flag
     flags: tuple[str, ...] = ()  # more CLI spellings, e.g. ("-T",)
     aliases: tuple[str, ...] = ()  # older URL keys that are still read, e.g. ("T",)
     check: Callable[[Any], Any] | None = None  # parsed text -> canonical value, or ConfigError (e.g. a model spec)
-    widget: str = ""  # a different widget for the kind: "radio" for a short choice
+    widget: str = ""  # another widget than the kind's: "radio" (a short choice), "select" (numbers as a list),
+    # "none" (in the URL, set by a page's own control, e.g. a "New sample" button)
     implies: tuple[tuple[str, Any], ...] = ()  # given as text, it also sets these (name, value) unless they are
     # given too: an old link or a command line with epochs=10 but no steps means an epoch budget
 

@@ -18,6 +18,11 @@ ROLE_COLORS = {"teacher": "#0072B2", "distilled": "#D55E00", "scratch": "#009E73
 ROLE_NAMES = {"teacher": "teacher", "distilled": "distilled student", "scratch": "scratch student"}
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # Tableau 10, cycled beyond ten classes
+# Changes (distilled − scratch) have their own colours, so a gain is never mistaken for a role: purple and gold
+# stay apart for every common colour-blindness (a blue-yellow contrast); labels carry the sign as well.
+SIGN_COLORS = {"gain": "#5E3C99", "loss": "#B8860B"}
+DIVERGING = [[0, SIGN_COLORS["loss"]], [0.5, "#ffffff"], [1, SIGN_COLORS["gain"]]]
+MIN_GAIN_SCALE = 10.0  # points: a diverging gain scale spans at least ±10, so half a point stays pale
 DASHES = ("solid", "dash", "dot", "dashdot")
 RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 FONT = dict(size=15)  # readable from the back of a classroom
@@ -126,16 +131,15 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
 
 
 def confusion_difference(distilled: Sequence[Sequence[int]], scratch: Sequence[Sequence[int]],
-                         classes: Sequence[str]) -> go.Figure:
-    """distilled − scratch: orange where the distilled student predicts a cell more often, green where less."""
+                         classes: Sequence[str], title: str = "") -> go.Figure:
+    """distilled − scratch: purple where the distilled student predicts a cell more often, gold where less."""
     diff = (np.asarray(distilled, dtype=int) - np.asarray(scratch, dtype=int)).tolist()
     top = max(1, max(abs(v) for row in diff for v in row))
-    scale = [[0, ROLE_COLORS["scratch"]], [0.5, "#ffffff"], [1, ROLE_COLORS["distilled"]]]
-    fig = go.Figure(go.Heatmap(z=diff, x=list(classes), y=list(classes), colorscale=scale, zmin=-top, zmax=top,
+    fig = go.Figure(go.Heatmap(z=diff, x=list(classes), y=list(classes), colorscale=DIVERGING, zmin=-top, zmax=top,
                                text=_blank_zeros(diff, "{:+d}"), texttemplate="%{text}", showscale=False,
                                meta={"role": "difference"},
                                hovertemplate="true %{y}, predicted %{x}: %{z:+d}<extra></extra>"))
-    return _square(fig, "Difference: distilled − scratch")
+    return _square(fig, title)
 
 
 def _blank_zeros(z: list[list[int]], fmt: str) -> list[list[str]]:
@@ -146,13 +150,13 @@ def _blank_zeros(z: list[list[int]], fmt: str) -> list[list[str]]:
 def _square(fig: go.Figure, title: str) -> go.Figure:
     fig.update_xaxes(title_text="predicted", type="category", side="bottom")
     fig.update_yaxes(title_text="true", type="category", autorange="reversed")
-    return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"))
+    return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"), margin=dict(l=10, r=10, t=10 + 30 * bool(title), b=10))
 
 
 def class_changes(delta: Sequence[float | None], classes: Sequence[str]) -> go.Figure:
-    """Per-class test accuracy change (distilled − scratch, in points), one bar per class in its colour."""
+    """Per-class test accuracy change (distilled − scratch, in points), each bar in its sign's colour."""
     y = [None if d is None or not math.isfinite(d) else 100 * d for d in delta]
-    fig = go.Figure(go.Bar(x=list(classes), y=y, marker_color=[class_color(i) for i in range(len(classes))],
+    fig = go.Figure(go.Bar(x=list(classes), y=y, marker_color=[SIGN_COLORS["loss" if (v or 0) < 0 else "gain"] for v in y],
                            text=["" if not v else f"{v:+.1f}" for v in y], textposition="outside", textangle=0,
                            cliponaxis=False,
                            hovertemplate="class %{x}: %{y:+.1f} points<extra></extra>"))
@@ -202,10 +206,14 @@ def entropy_curves(temperatures: Sequence[float], curves: Sequence[dict[str, Any
     return _layout(fig, 340)
 
 
+SIMILARITY_MAX = 0.3  # measured: the largest off-diagonal average is 0.22 (Fashion-MNIST's teacher at T = 4)
+
+
 def similarity(matrix: Sequence[Sequence[float]], classes: Sequence[str], temperature: float) -> go.Figure:
-    """Average soft targets per true class (rows) with the diagonal hidden: what remains is dark knowledge."""
+    """Average soft targets per true class (rows) with the diagonal hidden: what remains is dark knowledge. The
+    scale is fixed (0 to SIMILARITY_MAX), so moving T shows that mass grow instead of rescaling it away."""
     z = [[None if i == j else float(v) for j, v in enumerate(row)] for i, row in enumerate(matrix)]
-    fig = go.Figure(go.Heatmap(z=z, x=list(classes), y=list(classes), showscale=False,
+    fig = go.Figure(go.Heatmap(z=z, x=list(classes), y=list(classes), showscale=False, zmin=0, zmax=SIMILARITY_MAX,
                                colorscale=[[0, "#ffffff"], [1, ROLE_COLORS["teacher"]]], texttemplate="%{z:.2f}",
                                hovertemplate="true %{y}: p(%{x}) = %{z:.3f}<extra></extra>"))
     return _square(fig, f"Average soft targets at T = {temperature:g}")
@@ -225,14 +233,15 @@ def display_image(x: np.ndarray, size: int = 112) -> np.ndarray:
 
 def sweep_heatmap(temperatures: Sequence[float], alphas: Sequence[float], z: Sequence[Sequence[float | None]],
                   title: str, diverging: bool = False) -> go.Figure:
-    """Rows T, columns alpha, cells in percent; ``diverging`` centres the colour scale on zero (gains)."""
+    """Rows T, columns alpha, cells in percent. Fixed scales, so a colour means the same in every sweep: accuracy
+    from 0 to 100 %; gains (``diverging``) centred on zero and spanning at least ±MIN_GAIN_SCALE points."""
     pct = [[None if v is None else 100 * v for v in row] for row in z]
     if diverging:
-        top = max([abs(v) for row in pct for v in row if v is not None] or [1.0])
-        extra = dict(colorscale=[[0, ROLE_COLORS["scratch"]], [0.5, "#ffffff"], [1, ROLE_COLORS["distilled"]]],
-                     zmin=-top, zmax=top, texttemplate="%{z:+.1f}")
+        top = max([MIN_GAIN_SCALE] + [abs(v) for row in pct for v in row if v is not None])
+        extra = dict(colorscale=DIVERGING, zmin=-top, zmax=top, texttemplate="%{z:+.1f}")
     else:
-        extra = dict(colorscale=[[0, "#ffffff"], [1, ROLE_COLORS["distilled"]]], texttemplate="%{z:.1f}")
+        extra = dict(colorscale=[[0, "#ffffff"], [1, ROLE_COLORS["distilled"]]], zmin=0, zmax=100,
+                     texttemplate="%{z:.1f}")
     fig = go.Figure(go.Heatmap(z=pct, x=[f"{a:g}" for a in alphas], y=[f"{t:g}" for t in temperatures],
                                showscale=False, hovertemplate="T=%{y}, α=%{x}: %{z:.2f}<extra></extra>", **extra))
     fig.update_xaxes(title_text="α (weight of the soft term)", type="category")

@@ -32,11 +32,10 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_server(env: dict[str, str] | None = None, startup_timeout: float = 60.0,
                    log_path: Path | None = None) -> Iterator[Server]:
-    """``streamlit run app.py`` on a free port; yields once /_stcore/health answers; always terminates it."""
+    """The app's server as `kdlab serve` runs it, on a free port; yields once /_stcore/health answers; always
+    terminates it."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
+    cmd = [sys.executable, "-m", "kdlab.ui.serve", "--host", "127.0.0.1", "--port", str(port)]  # `kdlab serve`
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, cwd=APP.parent, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     try:

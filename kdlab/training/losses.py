@@ -96,6 +96,7 @@ def register(name: str, *, formula: str, summary: str, uses: tuple[str, ...], ne
 
 
 _COMMON_PARAMS = ("temperature", "alpha")
+KL_AT_T = r"\mathrm{KL}\big(\sigma(t/T)\,\|\,\sigma(s/T)\big)"  # σ: the softmax; t, s: teacher and student logits
 
 
 # ---------------------------------------------------------------- class-axis kernels
@@ -215,7 +216,7 @@ def _ce_only(student: Tensor, labels: Optional[Tensor], name: str) -> LossOutput
 
 
 @register("hinton", uses=("temperature", "alpha"),
-          formula=r"\alpha\,T^2\," + r"\\mathrm{KL}\\big(\\sigma(t/T)\\,\\|\\,\\sigma(s/T)\\big)" + r" + (1-\alpha)\,\mathrm{CE}(s, y)",
+          formula=r"\alpha\,T^2\," + KL_AT_T + r" + (1-\alpha)\,\mathrm{CE}(s, y)",
           summary="Hinton et al. 2015: soft targets at T, weighted by alpha, plus cross-entropy on the labels")
 def hinton(student, teacher, labels, *, temperature: float, alpha: float) -> LossOutput:
     """Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network".
@@ -265,7 +266,7 @@ def source(student, teacher, labels, *, temperature: float, alpha: float, lam: f
     return _output(hard + lam * soft, hard, soft)
 
 
-@register("soft-only", uses=("temperature",), formula=r"T^2\," + r"\\mathrm{KL}\\big(\\sigma(t/T)\\,\\|\\,\\sigma(s/T)\\big)",
+@register("soft-only", uses=("temperature",), formula=r"T^2\," + KL_AT_T,
           summary="soft targets alone (an unlabelled transfer set): hinton at alpha = 1")
 def soft_only(student, teacher, labels, *, temperature: float, alpha: float) -> LossOutput:
     """Soft targets alone, as in Hinton, Vinyals & Dean (2015)'s transfer-set experiments, where the

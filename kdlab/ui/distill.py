@@ -202,7 +202,7 @@ def run_controls(ls: settings.LabSettings, busy: bool) -> bool:
         right.error(f"Run is off: {ls.error or 'the dataset is not available'}. Fix it in the sidebar.")
     else:
         lab = ls.lab
-        twins = "and its scratch twin " if lab.scratch else ""
-        seeds = f" over {lab.seeds} seeds" if lab.seeds > 1 else ""
-        right.caption(f"Trains the distilled student {twins}{seeds}: {settings.budget_text(lab)[1]}.")
+        what = "the distilled student and its scratch twin" if lab.scratch else "the distilled student"
+        seeds = f", for each of {lab.seeds} seeds" if lab.seeds > 1 else ""
+        right.caption(f"Trains {what}{seeds}: {settings.budget_text(lab)[1]}.")
     return pressed

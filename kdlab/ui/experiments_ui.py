@@ -141,7 +141,7 @@ def show(report: dict[str, Any]) -> None:
     ours.markdown("**Ours** (test accuracy, %)")
     ours.dataframe(arms_table(report), hide_index=True, key="exp.arms")
     paper.markdown("**The paper's reference numbers** (not measured here)")
-    paper.json(report["paper"])
+    paper.dataframe(paper_table(report["paper"]), hide_index=True, key="exp.paper")
     st.download_button("Download the report (JSON)", json.dumps(report, indent=1), key="exp.download",
                        file_name=f"kdlab-{report['experiment']}-{report['dataset']}.json", mime="application/json",
                        on_click="ignore")
@@ -182,6 +182,20 @@ def bias_panel(report: dict[str, Any]) -> None:
     left, right = st.columns(2)
     layout.chart(plots.per_class_bars(report, bias), key="exp.classes", where=left)
     layout.chart(plots.bias_tradeoff(report, bias), key="exp.tradeoff", where=right)
+
+
+def paper_table(paper: dict[str, Any]) -> pd.DataFrame:
+    """The paper's numbers as rows (what, value), nested entries flattened: 'test_errors / teacher'."""
+    rows = []
+    for key, value in paper.items():
+        if key == "source":
+            continue
+        items = value.items() if isinstance(value, dict) else [("", value)]
+        for sub, v in items:
+            name = key.replace("_", " ") + (f" / {sub}" if sub else "")
+            rows.append({"what": name, "value": ", ".join(map(str, v)) if isinstance(v, list) else str(v)})
+    rows.append({"what": "source", "value": paper["source"]})
+    return pd.DataFrame(rows)
 
 
 def arms_table(report: dict[str, Any]) -> pd.DataFrame:

@@ -36,7 +36,7 @@ def draw(table: Table, state: Any, prefix: str, where: Any, *, names: Sequence[s
     """The widgets of ``table`` (or of ``names``) in order, grouped under their group headings, the rows marked
     ``more`` in one expander at the end; returns the state with their values. ``options`` replaces a row's
     options (e.g. a dataset's classes); ``notes`` draws a caption after a group."""
-    rows = [s for s in table if s.ui and (names is None or s.name in names)]
+    rows = [s for s in table if s.ui and s.widget != "none" and (names is None or s.name in names)]
     options, formats, notes = options or {}, formats or {}, notes or {}
     expander = None
     group = None
@@ -94,6 +94,8 @@ def _widget(box: Any, s: Setting, k: str, value: Any, options: list | None, fmt:
     common = dict(key=k, help=s.help or None)
     if s.widget == "radio":
         return box.radio(s.label, opts, horizontal=True, format_func=fmt or str, **common)
+    if s.widget == "select":
+        return box.selectbox(s.label, opts, format_func=fmt or str, **common)
     if s.kind in ("choice", "spec"):
         return box.selectbox(s.label, opts, accept_new_options=s.kind == "spec", format_func=fmt or str, **common)
     if s.kind == "float":

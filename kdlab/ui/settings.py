@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import streamlit as st
+import torch
 
 from kdlab.base.errors import KdlabError
-from kdlab.data import Dataset
 from kdlab.base.lab import Lab
+from kdlab.data import Dataset
 from kdlab.runs.lab import LAB_SETTINGS, MIN_SENSIBLE_STEPS, normalised, validate_lab
 from kdlab.runs.presets import DEFAULT_PRESET, get_preset
 from kdlab.training.engine import planned_steps
+from kdlab.training.losses import loss_info
 from kdlab.ui import forms, resources, state
 
 MAX_PARAMS = 5_000_000  # per model; mlp:1200-1200 on MNIST has 2.4 M
@@ -48,7 +50,7 @@ def lab_settings_ui(names: Sequence[str] | None = None, *, mirror_url: bool = Fa
         state.reset_widgets()
     box = st.sidebar
     box.header(title)
-    notes = {"Models": _describe_models, "Training": _describe_budget}
+    notes = {"Models": _describe_models, "Loss": _describe_soft_targets, "Training": _describe_budget}
     new = normalised(forms.draw(LAB_SETTINGS, lab, state.LAB_PREFIX, box, names=names, notes=notes,
                                 options=_class_options(lab)))
     data, error = _load(new.config.dataset)
@@ -60,6 +62,13 @@ def lab_settings_ui(names: Sequence[str] | None = None, *, mirror_url: bool = Fa
         if mirror_url:
             forms.write_url(table, new)
     return LabSettings(new, data, error)
+
+
+def uses_alpha(loss: str) -> bool:
+    try:
+        return loss_info(loss).uses_alpha
+    except KdlabError:
+        return False
 
 
 def _class_options(lab: Lab) -> dict[str, list]:
@@ -100,6 +109,31 @@ def _describe_models(where, lab: Lab) -> None:
     except KdlabError:
         return  # the error is shown once, at the end of the sidebar and beside Run
     where.caption(f"Teacher {t:,} parameters · student {s:,} · compression {t / s:.1f}×")
+
+
+LOW_T = 1.5  # at or below it, a confident teacher's soft targets are nearly its one-hot answers
+
+
+def _describe_soft_targets(where, lab: Lab) -> None:
+    """Why α changes little at T ≈ 1: measured on the cached teacher's training logits (no forward pass)."""
+    cfg = lab.config
+    if cfg.temperature > LOW_T or not uses_alpha(cfg.loss):
+        return
+    try:
+        data = resources.dataset(cfg.dataset)
+        teacher = resources.cached_teacher(cfg, data)
+    except KdlabError:
+        return
+    if teacher is None:
+        return
+    top = torch.softmax(teacher.train_logits / cfg.temperature, 1).max(1)  # (N_train,) per training image
+    agree = (top.indices == data.y_train).float().mean().item()
+    if top.values.mean().item() < 0.9:
+        return
+    where.info(f"At T = {cfg.temperature:g} this teacher gives its training images a mean top probability of "
+               f"{top.values.mean().item():.2f}, and its answer is the label for {100 * agree:.1f} % of them: its "
+               "soft targets say little more than the labels, so α changes little. Raise T to let the small "
+               "probabilities of the other classes count.")
 
 
 def _describe_budget(where, lab: Lab) -> None:

@@ -41,8 +41,8 @@ VIEW_SETTINGS = [
     Setting("temperature", "temperature", "Temperature T", "Softens the teacher's outputs: softmax(logits / T).",
             "float", 0.5, 30.0, 0.1, digits=1, aliases=("T",)),
     Setting("mode", "mode", "Examples", "", "choice", options=MODES, widget="radio"),
-    Setting("cls", "cls", "Class", "", "int", 0, 999, applies=lambda v: v.mode == MODES[0]),
-    Setting("sample", "sample", "Sample", "", "int", 0, 10**6, ui=False, applies=lambda v: v.mode == MODES[1]),
+    Setting("cls", "cls", "Class", "", "int", 0, 999, widget="select", applies=lambda v: v.mode == MODES[0]),
+    Setting("sample", "sample", "Sample", "", "int", 0, 10**6, widget="none", applies=lambda v: v.mode == MODES[1]),
 ]
 T_GRID = np.geomspace(VIEW_SETTINGS[0].low, VIEW_SETTINGS[0].high, 41).round(3).tolist()  # the entropy curve's T
 

@@ -1,0 +1,21 @@
+"""``kdlab serve``: the app's server (kdlab.ui.serve), bound to loopback unless told otherwise."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, NoReturn
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="start the app (loopback by default; --host 0.0.0.0 for a class)",
+                       description="The app's server; it imports torch in the background while it starts.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine "
+                                                       "only; 0.0.0.0: every network interface, for a class)")
+    p.add_argument("--port", type=int, default=8501, help="default: 8501")
+    p.set_defaults(run=run, show=str)
+
+
+def run(a: argparse.Namespace) -> NoReturn | dict[str, Any]:
+    # The server is the UI layer's program: replace this process with it (the CLI never imports kdlab.ui).
+    os.execv(sys.executable, [sys.executable, "-m", "kdlab.ui.serve", "--host", a.host, "--port", str(a.port)])
