@@ -93,7 +93,7 @@ def closed_port() -> int:
 
 
 def test_names():
-    assert data.dataset_names() == ["digits", "mnist", "fashion-mnist", "moons", "circles", "spirals"]
+    assert data.dataset_names() == ["digits", "mnist", "fashion-mnist", "moons", "circles", "spirals", "xor", "blobs"]
 
 
 def test_unknown_dataset_lists_valid_names():

@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -91,8 +91,11 @@ def _seeded_choice(indices: torch.Tensor, n: int, seed: int, what: str) -> torch
 # ---------------------------------------------------------------------------------------------------------
 # Registry and public entry points
 
-Loader = Callable[[Path | None, bool], Dataset]  # (data_dir, download) -> Dataset
+Loader = Callable[..., Dataset]  # (data_dir, download, **parameters) -> Dataset
 DATASETS: Registry[Loader] = Registry("dataset")
+# Datasets whose name may carry parameters, like model specs: ``spirals:noise=0.3:seed=2``. Each maps the raw
+# ``key=value`` strings to typed values in its canonical order, defaults left out (kdlab.data.toys fills it).
+PARAMETERS: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {}
 
 
 def dataset_names() -> list[str]:
@@ -108,19 +111,46 @@ def train_size(name: str) -> int | None:
         return None
 
 
+def parse_dataset_name(name: str) -> tuple[str, dict[str, Any]]:
+    """``"spirals:seed=2:noise=0.3"`` -> ``("spirals", {"noise": 0.3, "seed": 2})``: the registered name and
+    its parameters, checked and in canonical order; ConfigError for an unknown name or a bad parameter."""
+    if not isinstance(name, str):
+        raise ConfigError(f"a dataset name must be a string, got {name!r}")
+    base, *pairs = (part.strip() for part in name.split(":"))
+    DATASETS.get(base)  # ConfigError listing the valid names
+    raw: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = (part.strip() for part in pair.partition("="))
+        if not sep or not key or key in raw:
+            raise ConfigError(f"malformed dataset name {name!r}; write it as {base}:key=value[:key=value...]")
+        raw[key] = value
+    if raw and base not in PARAMETERS:
+        raise ConfigError(f"dataset {base!r} takes no parameters; write it as {base!r}")
+    return base, PARAMETERS[base](raw) if base in PARAMETERS else {}
+
+
+def canonical_dataset_name(name: str) -> str:
+    """The one spelling of a dataset (parameters in canonical order, defaults left out), so that a cache keyed
+    by the name keys one dataset once: ``spirals:seed=0:noise=0.2`` -> ``spirals``."""
+    base, params = parse_dataset_name(name)
+    return ":".join([base, *(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())])
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Dataset:
-    """Load a registered dataset. `data_dir` (else env KDLAB_DATA_DIR) is searched first for file-based
-    sets; `download=False` forbids the network. Raises ConfigError for an unknown name or a data folder that
-    does not exist (a typo must not silently fall back to another copy or a download), and
+    """Load a registered dataset, with parameters where it takes them (``spirals:noise=0.3:seed=2``).
+    `data_dir` (else env KDLAB_DATA_DIR) is searched first for file-based sets; `download=False` forbids
+    the network. Raises ConfigError for an unknown name or a data folder that does not exist (a typo must not
+    silently fall back to another copy or a download), and
     DataUnavailableError when the files can be neither found nor downloaded."""
-    loader = DATASETS.get(name)
+    base, params = parse_dataset_name(name)  # "spirals:noise=0.3" -> ("spirals", {"noise": 0.3})
+    loader = DATASETS.get(base)
     folder = Path(data_dir).expanduser() if data_dir else None
     _check_folder(folder, "--data-dir (data_dir)")
     env = os.environ.get("KDLAB_DATA_DIR")
     if folder is None and env:
         _check_folder(Path(env).expanduser(), "KDLAB_DATA_DIR")
     start = time.perf_counter()
-    ds = loader(folder, download)
+    ds = loader(folder, download, **params)
     log.info("loaded %r in %.2f s", ds, time.perf_counter() - start)
     return ds
 
