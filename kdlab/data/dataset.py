@@ -140,15 +140,27 @@ def canonical_dataset_name(name: str) -> str:
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Dataset:
     """Load a registered dataset, with parameters where it takes them (``spirals:noise=0.3:seed=2``).
     `data_dir` (else env KDLAB_DATA_DIR) is searched first for file-based sets; `download=False` forbids
-    the network. Raises ConfigError for an unknown name and
+    the network. Raises ConfigError for an unknown name or a data folder that does not exist (a typo must not
+    silently fall back to another copy or a download), and
     DataUnavailableError when the files can be neither found nor downloaded."""
     base, params = parse_dataset_name(name)  # "spirals:noise=0.3" -> ("spirals", {"noise": 0.3})
     loader = DATASETS.get(base)
     folder = Path(data_dir).expanduser() if data_dir else None
+    _check_folder(folder, "--data-dir (data_dir)")
+    env = os.environ.get("KDLAB_DATA_DIR")
+    if folder is None and env:
+        _check_folder(Path(env).expanduser(), "KDLAB_DATA_DIR")
     start = time.perf_counter()
     ds = loader(folder, download, **params)
     log.info("loaded %r in %.2f s", ds, time.perf_counter() - start)
     return ds
+
+
+def _check_folder(folder: Path | None, what: str) -> None:
+    if folder is not None and not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"the data folder {str(folder)!r} given by {what} {state}; fix the path, or leave it "
+                          f"unset to use the system folder, the download cache or a download")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ WARM_MODULES = ("torch", "kdlab.training.losses", "plotly.graph_objects", "kdlab
 
 
 def init_process() -> None:
-    """Once per server process: one intra-op torch thread per job.
+    """Once per server process: one intra-op torch thread per job, and a sweep of the stores' stale temporary
+    folders (left by writers killed before this start).
 
     The pool runs one training job per core (KDLAB_WORKERS, default = cores). With torch's default of one
     intra-op thread per core, N concurrent jobs would run N x cores threads on N cores; measured here with a
@@ -36,6 +37,19 @@ def init_process() -> None:
             pin_threads(1)
             _threads_set = True
             log.info("kdlab: torch uses 1 intra-op thread per job")
+            _sweep_stores()
+
+
+def _sweep_stores() -> None:
+    """Temporary folders that writers killed before this start left in both stores (once per process)."""
+    from kdlab.stores.run_store import RunStore
+    from kdlab.stores.teacher_cache import TeacherStore
+
+    for store in (TeacherStore(), RunStore()):
+        try:
+            store.sweep_temporary()
+        except OSError as exc:  # a read-only cache: nothing to sweep that we could sweep
+            log.warning("kdlab: could not sweep %s: %s", store.dir, exc)
 
 
 def pool() -> JobPool:
