@@ -182,3 +182,22 @@ def test_at_t_1_the_page_says_why_alpha_changes_little(app, finish_jobs):
     assert "mean top probability of 0.9" in note and "is the label for" in note  # measured on this teacher
     distill.slider(key="lab.temperature").set_value(4.0).run()
     assert not any("α changes little" in i.value for i in distill.sidebar.info)
+
+
+def test_one_job_a_session_across_pages_and_the_other_can_be_stopped(distill, finish_jobs, monkeypatch):
+    import threading
+
+    from kdlab.ui import process
+
+    release = threading.Event()
+    distill.session_state["kd.owner"] = "this-session"  # what runner.session_owner() names the session
+    sweep = process.pool().submit(lambda job: release.wait(30), label="sweep", owner="this-session")  # another page's
+    try:
+        distill.button(key="run").click().run()
+        message = next(e.value for e in distill.error if "already have a run in progress" in e.value)
+        assert "'sweep'" in message and "kd.job.distill" not in distill.session_state
+        distill.button(key="busy.stop").click().run()  # the offered Stop
+        assert sweep.should_stop()
+    finally:
+        release.set()
+    assert sweep.wait(10)
