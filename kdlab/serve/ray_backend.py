@@ -35,7 +35,7 @@ from kdlab.data import Dataset
 from kdlab.runs.batch import Run, RunDone, RunProgress
 from kdlab.runs.distill import RunResult, validate
 from kdlab.runs.teacher import MEMORY, RunStopped, Teacher, get_teacher
-from kdlab.serve.ray_hub import Hub, Outbox
+from kdlab.serve.ray_hub import Hub, Outbox, unpack
 from kdlab.stores.teacher_cache import TeacherStore, teacher_key
 from kdlab.training.engine import planned_steps
 from kdlab.training.models import validate_spec
@@ -464,7 +464,7 @@ class _Batch:
 
 def _pull(ray, cluster: RayCluster, hub: Any, ch: int) -> list:
     try:
-        return ray.get(hub.pull.remote(ch), timeout=CALL_SECONDS)
+        return unpack(ray.get(hub.pull.remote(ch), timeout=CALL_SECONDS))
     except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
         raise cluster.hub_lost(exc) from None
 

@@ -5,19 +5,21 @@ One ``Hub`` actor per driver process holds every channel (a channel per batch or
 process for all, rather than one ``ray.util.queue.Queue`` actor (a process each) per job. The remote side
 writes through an ``Outbox``, which batches its messages and sends them at most every ``FLUSH_SECONDS``; the
 reply to each send carries the stop flag, so a worker learns of a stop within that time without ever asking
-separately. This module imports only ray (never torch): the hub's process starts in well under a second.
+separately. Messages travel as pickled batches the hub never opens: its process imports only ray (never torch
+or kdlab's classes), so it starts, and stays, small and quick.
 """
 from __future__ import annotations
 
 import itertools
 import os
+import pickle
 import socket
 import time
 from collections import deque
 from typing import Any
 
 FLUSH_SECONDS = 0.1  # a remote sends at most 10 batches a second; the driver polls at the same pace
-MAX_BUFFERED = 20_000  # per channel: bounds the hub's memory if a driver stops reading
+MAX_BUFFERED = 20_000  # batches per channel: bounds the hub's memory if a driver stops reading
 
 
 class Hub:
@@ -39,18 +41,18 @@ class Hub:
         """A remote attempt at ``part`` of channel ``ch`` has started; returns its number (1, then 2 on a retry)."""
         attempt = self._attempts.get((ch, part), 0) + 1
         self._attempts[(ch, part)] = attempt
-        self.push(ch, [("begin", part, attempt, where)])
+        self.push(ch, pickle.dumps([("begin", part, attempt, where)]))
         return attempt
 
-    def push(self, ch: int, messages: list) -> bool:
-        """Appends ``messages``; True if the driver asked ``ch`` to stop (or has closed it)."""
+    def push(self, ch: int, batch: bytes) -> bool:
+        """Appends a pickled list of messages; True if the driver asked ``ch`` to stop (or has closed it)."""
         box = self._messages.get(ch)
         if box is None:
             return True
-        box.extend(messages)
+        box.append(batch)
         return ch in self._stopped
 
-    def pull(self, ch: int) -> list:
+    def pull(self, ch: int) -> list[bytes]:
         box = self._messages.get(ch)
         if box is None:
             return []
@@ -68,6 +70,11 @@ class Hub:
 
     def channels(self) -> int:
         return len(self._messages)
+
+
+def unpack(batches: list[bytes]) -> list:
+    """The messages of what ``Hub.pull`` returned, in order (on the driver)."""
+    return [message for blob in batches for message in pickle.loads(blob)]
 
 
 class Outbox:
@@ -105,7 +112,8 @@ class Outbox:
 
         batch, self._pending = self._pending, []
         self._last = time.monotonic()
+        blob = ray.cloudpickle.dumps(batch)
         try:  # waits for the reply: it carries the stop flag, and keeps the messages in order
-            self._stop = ray.get(self._hub.push.remote(self._ch, batch)) or self._stop
+            self._stop = ray.get(self._hub.push.remote(self._ch, blob)) or self._stop
         except ray.exceptions.RayActorError:
             self._stop = True
