@@ -146,3 +146,16 @@ def test_stop_on_the_page_ends_the_remote_run(app, finish_jobs, pool, monkeypatc
     finish_jobs(at)
     assert not at.exception and not at.error
     assert "kd.job.distill" not in at.session_state and not at.button(key="run").disabled
+
+
+def test_the_sweep_page_runs_its_job_on_ray(app, finish_jobs, pool, monkeypatch):
+    at = _distill_on_ray(app, pool, monkeypatch, epochs="1", student="mlp:16")  # the sweep uses the lab's pair
+    at.switch_page("pages/3_Sweep.py").run()
+    at.multiselect(key="sweep.T").set_value([1.0, 4.0]).run()
+    at.multiselect(key="sweep.alpha").set_value([0.9]).run()
+    at.button(key="run_sweep").click().run()
+    job = at.session_state["kd.job.sweep"]
+    finish_jobs(at)
+    assert not at.exception and not at.error and job.status == "done"
+    assert len(at.dataframe[0].value) == 2 and [r for r, _ in job.events].count("cell") == 2
+    assert any("sweep_gain" in c.proto.id for c in at.get("plotly_chart"))
