@@ -96,18 +96,14 @@ def test_an_experiment_on_ray_reports_what_it_reports_locally(ray_cluster, digit
     assert remote["teacher"] == local["teacher"] | {"source": "memory"}  # the second run found it in memory
 
 
-def test_a_stop_ends_every_chunk_and_keeps_the_finished_runs(ray_cluster, digits, kdlab_cache):
+def test_results_stream_back_and_a_stop_ends_every_chunk(ray_cluster, digits, kdlab_cache):
     runs = [Run(0, BASE, scratch=False), _long(1), _long(2)]  # chunks [0, 1] and [2]
-    first_done = []
-
-    def progress(key, role, event):
-        if key == 0 and event.kind == "done":
-            first_done.append(key)
-
+    back = []
     t0 = time.monotonic()
-    out = run_all_on_ray(runs, digits, cluster=ray_cluster, parts=2, on_progress=progress,
-                         should_stop=lambda: bool(first_done))  # stop once the short run is done
-    assert list(out) == [0] and out[0].distilled.reason == "completed"
+    out = run_all_on_ray(runs, digits, cluster=ray_cluster, parts=2, on_result=lambda key, r: back.append(key),
+                         should_stop=lambda: bool(back))  # stop once the short run's result is back
+    # run 0's result came while its chunk was still training run 1; the stop then ended both chunks
+    assert back == [0] and list(out) == [0] and out[0].distilled.reason == "completed"
     assert time.monotonic() - t0 < 30  # the long runs were stopped, not waited for
 
 

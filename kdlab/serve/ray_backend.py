@@ -10,6 +10,7 @@ How a batch runs:
   train runs together (stacking) happens inside the task. The task finds its teacher in its process's memory,
   never on disk, so it neither reloads nor retrains it;
 * progress streams back through the hub actor (kdlab.serve.ray_hub), the same channel carries a stop;
+* each run's result comes back as it finishes (through the hub, like its progress);
 * a task whose worker dies is retried (``retries``, Ray's max_retries); past that the batch fails with a
   one-line RayWorkerLost. The driver only ever waits with a time-out, so it never hangs on a dead worker.
 
@@ -385,6 +386,7 @@ class _Batch:
         self.cluster, self.chunks, self.data, self.teachers, self.store = cluster, chunks, data, teachers, store
         self.on_progress, self.should_stop, self.on_result = on_progress, should_stop, on_result
         self.retries, self.on_attempt = retries, on_attempt
+        self.results: dict[Hashable, RunResult] = {}
         self.done_events: set[tuple[Hashable, str]] = set()  # (key, role) whose "done" was relayed
         self.restarted: set[int] = set()
 
@@ -396,12 +398,11 @@ class _Batch:
         teachers = ray.put(self.teachers)  # once; every task reads it from the object store
         pending = {task.options(max_retries=self.retries).remote(i, chunk, self.data, teachers, self.store, hub, ch): i
                    for i, chunk in enumerate(self.chunks)}
-        results: dict[Hashable, RunResult] = {}
         stopping: float | None = None
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_SECONDS)
-                self._relay(_pull(ray, self.cluster, hub, ch))  # after the wait: a finished task's last events
+                self._relay(_pull(ray, self.cluster, hub, ch))  # after the wait: a finished task's last messages
                 if stopping is None and self.should_stop is not None and self.should_stop():
                     stopping = time.monotonic()
                     hub.stop.remote(ch)
@@ -410,56 +411,67 @@ class _Batch:
                     for ref in pending:
                         ray.cancel(ref, force=True)
                 for ref in ready:
-                    part = pending.pop(ref)
-                    for key, result in self._collect(ray, ref, part, stopping is not None).items():
-                        results[key] = result
-                        if self.on_result is not None:
-                            self.on_result(key, result)
+                    self._check(ray, ref, pending.pop(ref), stopping is not None)
         finally:
             if pending:  # an error (ours or a caller's callback): end the other chunks too
                 hub.stop.remote(ch)
                 for ref in pending:
                     ray.cancel(ref, force=False)
             hub.close.remote(ch)
-        return {run.key: results[run.key] for run in runs if run.key in results}
+        return {run.key: self.results[run.key] for run in runs if run.key in self.results}
 
-    def _collect(self, ray, ref, part: int, stopping: bool) -> dict[Hashable, RunResult]:
+    def _check(self, ray, ref, part: int, stopping: bool) -> None:
+        """A finished task: its results came as messages; raise what it raised, or what killed it."""
         try:
             status, payload = ray.get(ref)
         except ray.exceptions.RayTaskError:
             raise  # a bug in kdlab on the worker: its traceback is the message
         except ray.exceptions.RayError as exc:  # the worker (or its node) died, or the task was cancelled
             if stopping:
-                return {}
-            keys = [run.key for run in self.chunks[part]]
+                return
+            keys = [run.key for run in self.chunks[part] if run.key not in self.results]
             raise RayWorkerLost(f"a Ray worker died while training runs {_keys(keys)} ({_one_line(exc)}) and "
                                 f"{self.retries} retr{'y' if self.retries == 1 else 'ies'} did not help; "
                                 "check that node's memory and logs, then run again") from None
         if status == "error":
             raise payload
-        return {key: dataclasses.replace(result, dataset=self.data,
-                                         teacher=self.teachers[_teacher_key(result)])
-                for key, result in payload.items()}
+        if missing := [key for key in payload if key not in self.results]:  # sent before the task returned
+            raise RayWorkerLost(f"the results of runs {_keys(missing)} were lost on the way back; run again")
 
     def _relay(self, messages: list) -> None:
         for message in messages:
-            if message[0] == "begin":
-                _, part, attempt, where = message
-                if attempt > 1:
-                    self.restarted.add(part)
-                    log.warning("Ray task %d restarted (attempt %d) on %s, pid %s", part, attempt,
-                                where.get("host"), where.get("pid"))
-                if self.on_attempt is not None:
-                    self.on_attempt(Attempt(part, attempt, where.get("pid", 0), where.get("host", ""),
-                                            tuple(run.key for run in self.chunks[part])))
-                continue
-            _, part, key, role, event = message
-            if part in self.restarted and (key, role) in self.done_events:
-                continue  # a retried task replays runs already reported done: report them once
-            if getattr(event, "kind", "") == "done":
-                self.done_events.add((key, role))
-            if self.on_progress is not None:
-                self.on_progress(key, role, event)
+            kind, part = message[0], message[1]
+            if kind == "begin":
+                self._begin(part, *message[2:])
+            elif kind == "result":
+                self._result(*message[2:])
+            else:
+                self._event(part, *message[2:])
+
+    def _begin(self, part: int, attempt: int, where: dict[str, Any]) -> None:
+        if attempt > 1:
+            self.restarted.add(part)
+            log.warning("Ray task %d restarted (attempt %d) on %s, pid %s", part, attempt, where.get("host"),
+                        where.get("pid"))
+        if self.on_attempt is not None:
+            self.on_attempt(Attempt(part, attempt, where.get("pid", 0), where.get("host", ""),
+                                    tuple(run.key for run in self.chunks[part])))
+
+    def _event(self, part: int, key: Hashable, role: str, event: Any) -> None:
+        if part in self.restarted and (key, role) in self.done_events:
+            return  # a retried task replays runs already reported done: report them once
+        if getattr(event, "kind", "") == "done":
+            self.done_events.add((key, role))
+        if self.on_progress is not None:
+            self.on_progress(key, role, event)
+
+    def _result(self, key: Hashable, result: RunResult) -> None:
+        if key in self.results:  # again, from a retried task: the same numbers (the seeds fix them)
+            return
+        result = dataclasses.replace(result, dataset=self.data, teacher=self.teachers[_teacher_key(result)])
+        self.results[key] = result
+        if self.on_result is not None:
+            self.on_result(key, result)
 
 
 def _pull(ray, cluster: RayCluster, hub: Any, ch: int) -> list:
@@ -504,12 +516,16 @@ def _run_chunk(part: int, runs: list[Run], data: Dataset, teachers: dict[str, Te
     store = store or TeacherStore()
     for key, teacher in teachers.items():  # what get_teacher looks at first: it neither reloads nor retrains
         MEMORY.put(f"{store.root}:{key}", teacher)
+
+    def finished(key: Hashable, result: RunResult) -> None:  # the dataset and teacher stay here: the driver
+        outbox.send(("result", part, key, dataclasses.replace(result, dataset=None, teacher=None)))  # has both
+        outbox.flush()
+
     try:
-        results = run_all(runs, data, store=store, should_stop=outbox.stopped,
+        results = run_all(runs, data, store=store, should_stop=outbox.stopped, on_result=finished,
                           on_progress=lambda key, role, event: outbox.send(("event", part, key, role, event)))
     except KdlabError as exc:  # returned, not raised: the driver re-raises it with its own one-line message
         return "error", exc
     finally:
         outbox.flush()
-    # the dataset and teacher stay here: the driver holds both and puts them back
-    return "ok", {key: dataclasses.replace(r, dataset=None, teacher=None) for key, r in results.items()}
+    return "ok", list(results)
