@@ -59,12 +59,6 @@ def test_a_sweep_on_ray_gives_the_local_rows_with_one_teacher(ray_cluster, digit
     assert not (ray_cluster.worker_cache / "teachers").exists()
 
 
-def test_the_hub_never_imports_torch(ray_cluster, digits, kdlab_cache):
-    run_all_on_ray([Run(0, BASE, scratch=False)], digits, cluster=ray_cluster)  # engine events went through it
-    modules = ray.get(ray_cluster.hub.__ray_call__.remote(lambda hub: sorted(__import__("sys").modules)))
-    assert "torch" not in modules and not [m for m in modules if m.startswith("kdlab.training")]
-
-
 def test_the_results_are_run_alls_with_this_processs_dataset_and_teacher(ray_cluster, digits, kdlab_cache,
                                                                           torch_one_thread):
     runs = [Run(i, BASE.replace(temperature=t), scratch=i == 0) for i, t in enumerate((1.0, 2.0, 4.0))]

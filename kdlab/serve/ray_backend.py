@@ -36,7 +36,7 @@ from kdlab.data import Dataset
 from kdlab.runs.batch import Run, RunDone, RunProgress
 from kdlab.runs.distill import RunResult, validate
 from kdlab.runs.teacher import MEMORY, RunStopped, Teacher, get_teacher
-from kdlab.serve.ray_hub import Hub, Outbox, unpack
+from kdlab.serve.ray_hub import Hub, Outbox
 from kdlab.stores.teacher_cache import TeacherStore, teacher_key
 from kdlab.training.engine import planned_steps
 from kdlab.training.models import validate_spec
@@ -156,7 +156,7 @@ class RayCluster:
 
     def warm(self) -> None:
         """Have every CPU's worker import torch and kdlab now, while the driver loads data and teachers."""
-        self.hub  # its own (light) process: start it now too
+        self.hub.warm.remote()  # its own process: start it, and its imports, now too
         task = _remote(_warm_up)
         for _ in range(self.cpus):
             task.remote()  # fire and forget: a dropped ObjectRef does not cancel its task
@@ -476,7 +476,7 @@ class _Batch:
 
 def _pull(ray, cluster: RayCluster, hub: Any, ch: int) -> list:
     try:
-        return unpack(ray.get(hub.pull.remote(ch), timeout=CALL_SECONDS))
+        return ray.get(hub.pull.remote(ch), timeout=CALL_SECONDS)
     except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
         raise cluster.hub_lost(exc) from None
 

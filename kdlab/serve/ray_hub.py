@@ -5,14 +5,13 @@ One ``Hub`` actor per driver process holds every channel (a channel per batch or
 process for all, rather than one ``ray.util.queue.Queue`` actor (a process each) per job. The remote side
 writes through an ``Outbox``, which batches its messages and sends them at most every ``FLUSH_SECONDS``; the
 reply to each send carries the stop flag, so a worker learns of a stop within that time without ever asking
-separately. Messages travel as pickled batches the hub never opens: its process imports only ray (never torch
-or kdlab's classes), so it starts, and stays, small and quick.
+separately. The messages hold kdlab's objects (engine events, finished runs), so the hub's process imports
+what they need: ``warm()`` has it do so at start-up rather than on the first batch (~1-2 s of torch import).
 """
 from __future__ import annotations
 
 import itertools
 import os
-import pickle
 import socket
 import time
 from collections import deque
@@ -33,25 +32,25 @@ class Hub:
 
     def open(self) -> int:
         ch = next(self._ids)
-        self._messages[ch] = deque()  # unbounded: results travel here too, and the driver drains it 10x a second
+        self._messages[ch] = deque()  # unbounded: results travel here, and the driver drains it 10x a second
         return ch
 
     def begin(self, ch: int, part: Any, where: dict[str, Any]) -> int:
         """A remote attempt at ``part`` of channel ``ch`` has started; returns its number (1, then 2 on a retry)."""
         attempt = self._attempts.get((ch, part), 0) + 1
         self._attempts[(ch, part)] = attempt
-        self.push(ch, pickle.dumps([("begin", part, attempt, where)]))
+        self.push(ch, [("begin", part, attempt, where)])
         return attempt
 
-    def push(self, ch: int, batch: bytes) -> bool:
-        """Appends a pickled list of messages; True if the driver asked ``ch`` to stop (or has closed it)."""
+    def push(self, ch: int, messages: list) -> bool:
+        """Appends ``messages``; True if the driver asked ``ch`` to stop (or has closed it)."""
         box = self._messages.get(ch)
         if box is None:
             return True
-        box.append(batch)
+        box.extend(messages)
         return ch in self._stopped
 
-    def pull(self, ch: int) -> list[bytes]:
+    def pull(self, ch: int) -> list:
         box = self._messages.get(ch)
         if box is None:
             return []
@@ -70,10 +69,8 @@ class Hub:
     def channels(self) -> int:
         return len(self._messages)
 
-
-def unpack(batches: list[bytes]) -> list:
-    """The messages of what ``Hub.pull`` returned, in order (on the driver)."""
-    return [message for blob in batches for message in pickle.loads(blob)]
+    def warm(self) -> None:
+        import kdlab.runs.batch  # noqa: F401  (the classes of the messages: events, results)
 
 
 class Outbox:
@@ -111,8 +108,7 @@ class Outbox:
 
         batch, self._pending = self._pending, []
         self._last = time.monotonic()
-        blob = ray.cloudpickle.dumps(batch)
         try:  # waits for the reply: it carries the stop flag, and keeps the messages in order
-            self._stop = ray.get(self._hub.push.remote(self._ch, blob)) or self._stop
+            self._stop = ray.get(self._hub.push.remote(self._ch, batch)) or self._stop
         except ray.exceptions.RayActorError:
             self._stop = True
