@@ -60,6 +60,29 @@ def test_stop_and_a_closed_session_end_the_remote_work(pool, how):
     assert job.result["ended_at"] < 200 and job.result["ended_at"] == len(job.events)
 
 
+@pytest.mark.parametrize("retries", [1, 0])
+def test_a_job_whose_worker_dies_starts_over_or_fails_clearly(ray_cluster, retries):
+    import signal
+
+    def fn(job):
+        for i in range(150):
+            if job.should_stop():
+                break
+            job.emit(("pid", os.getpid(), i))
+            time.sleep(0.02)
+        return os.getpid()
+
+    job = RayJobPool(ray_cluster, size=1, retries=retries).submit(fn)
+    _wait_for_events(job)
+    first = job.events[0][1]
+    os.kill(first, signal.SIGKILL)  # the worker process, mid-job
+    assert job.wait(60), "the pool hung on a dead worker"
+    if retries:  # started over on a new worker: the page's events start over with it
+        assert job.status == "done" and job.result != first and job.events[0] == ("pid", job.result, 0)
+    else:
+        assert job.status == "failed" and "worker running this job died" in job.error and "\n" not in job.error
+
+
 def test_errors_read_as_on_the_local_pool(pool):
     def config_error(job):
         raise ConfigError("the student needs at least one hidden layer")
