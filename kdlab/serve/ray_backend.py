@@ -252,7 +252,7 @@ def _one_line(exc: BaseException) -> str:
 # carries a Dataset ships ~100 bytes, and every worker on a node maps the same shared-memory copy.
 
 _SHARED: "weakref.WeakKeyDictionary[Dataset, Any]" = weakref.WeakKeyDictionary()  # driver: dataset -> its ref
-_LOCAL_DATA: OrderedDict[str, Dataset] = OrderedDict()  # any process: ref id -> the Dataset built from it
+_LOCAL_DATA: OrderedDict[str, Dataset] = OrderedDict()  # a worker: ref id -> the Dataset built from it
 _LOCAL_CAPACITY = 4
 _data_lock = threading.Lock()
 
@@ -273,8 +273,7 @@ def _dataset_ref(data: Dataset):
             for name in ("x_train", "y_train", "x_test", "y_test"):
                 fields[name] = fields[name].numpy()  # numpy: read zero-copy from shared memory by workers
             ref = ray.put(fields)
-            _SHARED[data] = ref
-            _LOCAL_DATA[ref.hex()] = data  # this process reads its own object back as itself
+            _SHARED[data] = ref  # released (and freed in the store) when the dataset object goes
         return ref
 
 
