@@ -59,6 +59,21 @@ def test_a_sweep_on_ray_gives_the_local_rows_with_one_teacher(ray_cluster, digit
     assert not (ray_cluster.worker_cache / "teachers").exists()
 
 
+def test_the_hub_never_imports_torch(ray_cluster, digits, kdlab_cache):
+    run_all_on_ray([Run(0, BASE, scratch=False)], digits, cluster=ray_cluster)  # engine events went through it
+    modules = ray.get(ray_cluster.hub.__ray_call__.remote(lambda hub: sorted(__import__("sys").modules)))
+    assert "torch" not in modules and not [m for m in modules if m.startswith("kdlab.training")]
+
+
+def test_events_travel_as_plain_tuples_and_come_back_as_events():
+    from kdlab.training.engine import Event
+
+    ev = Event("epoch", 2, 24, 48, {"test_accuracy": 0.5}, [{"epoch": 1}], "")
+    message = ("cell", (ev, [ev, 3]), {"row": 1})
+    assert "Event(kind=" in repr(message) and "Event(kind=" not in repr(ray_backend.plain(message))
+    assert ray_backend.unplain(ray_backend.plain(message)) == message
+
+
 def test_the_results_are_run_alls_with_this_processs_dataset_and_teacher(ray_cluster, digits, kdlab_cache,
                                                                           torch_one_thread):
     runs = [Run(i, BASE.replace(temperature=t), scratch=i == 0) for i, t in enumerate((1.0, 2.0, 4.0))]
@@ -90,14 +105,18 @@ def test_an_experiment_on_ray_reports_what_it_reports_locally(ray_cluster, digit
     assert remote["teacher"] == local["teacher"] | {"source": "memory"}  # the second run found it in memory
 
 
-def test_results_stream_back_and_a_stop_ends_every_chunk(ray_cluster, digits, kdlab_cache):
+def test_a_stop_ends_every_chunk_and_keeps_the_finished_runs(ray_cluster, digits, kdlab_cache):
     runs = [Run(0, BASE, scratch=False), _long(1), _long(2)]  # chunks [0, 1] and [2]
-    back = []
+    first_done = []
+
+    def progress(key, role, event):
+        if key == 0 and event.kind == "done":
+            first_done.append(key)
+
     t0 = time.monotonic()
-    out = run_all_on_ray(runs, digits, cluster=ray_cluster, parts=2, on_result=lambda key, r: back.append(key),
-                         should_stop=lambda: bool(back))  # stop once the short run's result is back
-    # run 0's result came while its chunk was still training run 1; the stop then ended both chunks
-    assert back == [0] and list(out) == [0] and out[0].distilled.reason == "completed"
+    out = run_all_on_ray(runs, digits, cluster=ray_cluster, parts=2, on_progress=progress,
+                         should_stop=lambda: bool(first_done))  # stop once the short run is done
+    assert list(out) == [0] and out[0].distilled.reason == "completed"
     assert time.monotonic() - t0 < 30  # the long runs were stopped, not waited for
 
 

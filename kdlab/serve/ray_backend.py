@@ -9,8 +9,9 @@ How a batch runs:
   task that calls kdlab.runs.batch.run_all on its worker with one torch thread, so whatever run_all does to
   train runs together (stacking) happens inside the task. The task finds its teacher in its process's memory,
   never on disk, so it neither reloads nor retrains it;
-* progress streams back through the hub actor (kdlab.serve.ray_hub), the same channel carries a stop;
-* each run's result comes back as it finishes (through the hub, like its progress);
+* progress streams back through the hub actor (kdlab.serve.ray_hub), the same channel carries a stop; the
+  results come back as each chunk's return value (owned by the driver, so a worker that exits cannot take
+  them along), so ``on_result`` hears of a chunk's runs when that chunk ends;
 * a task whose worker dies is retried (``retries``, Ray's max_retries); past that the batch fails with a
   one-line RayWorkerLost. The driver only ever waits with a time-out, so it never hangs on a dead worker.
 
@@ -38,7 +39,7 @@ from kdlab.runs.distill import RunResult, validate
 from kdlab.runs.teacher import MEMORY, RunStopped, Teacher, get_teacher
 from kdlab.serve.ray_hub import Hub, Outbox
 from kdlab.stores.teacher_cache import TeacherStore, teacher_key
-from kdlab.training.engine import planned_steps
+from kdlab.training.engine import Event, planned_steps
 from kdlab.training.models import validate_spec
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class RayCluster:
 
     def warm(self) -> None:
         """Have every CPU's worker import torch and kdlab now, while the driver loads data and teachers."""
-        self.hub.warm.remote()  # its own process: start it, and its imports, now too
+        self.hub  # its own (light) process: start it now too
         task = _remote(_warm_up)
         for _ in range(self.cpus):
             task.remote()  # fire and forget: a dropped ObjectRef does not cancel its task
@@ -410,7 +411,8 @@ class _Batch:
                     for ref in pending:
                         ray.cancel(ref, force=True)
                 for ref in ready:
-                    self._check(ray, ref, pending.pop(ref), stopping is not None)
+                    for key, result in self._collect(ray, ref, pending.pop(ref), stopping is not None).items():
+                        self._result(key, result)
         finally:
             if pending:  # an error (ours or a caller's callback): end the other chunks too
                 hub.stop.remote(ch)
@@ -419,33 +421,29 @@ class _Batch:
             hub.close.remote(ch)
         return {run.key: self.results[run.key] for run in runs if run.key in self.results}
 
-    def _check(self, ray, ref, part: int, stopping: bool) -> None:
-        """A finished task: its results came as messages; raise what it raised, or what killed it."""
+    def _collect(self, ray, ref, part: int, stopping: bool) -> dict[Hashable, RunResult]:
+        """A finished task's results; or what it raised, or what killed it."""
         try:
             status, payload = ray.get(ref)
         except ray.exceptions.RayTaskError:
             raise  # a bug in kdlab on the worker: its traceback is the message
         except ray.exceptions.RayError as exc:  # the worker (or its node) died, or the task was cancelled
             if stopping:
-                return
-            keys = [run.key for run in self.chunks[part] if run.key not in self.results]
+                return {}
+            keys = [run.key for run in self.chunks[part]]
             raise RayWorkerLost(f"a Ray worker died while training runs {_keys(keys)} ({_one_line(exc)}) and "
                                 f"{self.retries} retr{'y' if self.retries == 1 else 'ies'} did not help; "
                                 "check that node's memory and logs, then run again") from None
         if status == "error":
             raise payload
-        if missing := [key for key in payload if key not in self.results]:  # sent before the task returned
-            raise RayWorkerLost(f"the results of runs {_keys(missing)} were lost on the way back; run again")
+        return payload
 
     def _relay(self, messages: list) -> None:
         for message in messages:
-            kind, part = message[0], message[1]
-            if kind == "begin":
-                self._begin(part, *message[2:])
-            elif kind == "result":
-                self._result(*message[2:])
+            if message[0] == "begin":
+                self._begin(*message[1:])
             else:
-                self._event(part, *message[2:])
+                self._event(*message[1:])
 
     def _begin(self, part: int, attempt: int, where: dict[str, Any]) -> None:
         if attempt > 1:
@@ -457,6 +455,7 @@ class _Batch:
                                     tuple(run.key for run in self.chunks[part])))
 
     def _event(self, part: int, key: Hashable, role: str, event: Any) -> None:
+        event = unplain(event)
         if part in self.restarted and (key, role) in self.done_events:
             return  # a retried task replays runs already reported done: report them once
         if getattr(event, "kind", "") == "done":
@@ -465,8 +464,6 @@ class _Batch:
             self.on_progress(key, role, event)
 
     def _result(self, key: Hashable, result: RunResult) -> None:
-        if key in self.results:  # again, from a retried task: the same numbers (the seeds fix them)
-            return
         result = dataclasses.replace(result, dataset=self.data, teacher=self.teachers[_teacher_key(result)])
         self.results[key] = result
         if self.on_result is not None:
@@ -516,15 +513,34 @@ def _run_chunk(part: int, runs: list[Run], data: Dataset, teachers: dict[str, Te
     for key, teacher in teachers.items():  # what get_teacher looks at first: it neither reloads nor retrains
         MEMORY.put(f"{store.root}:{key}", teacher)
 
-    def finished(key: Hashable, result: RunResult) -> None:  # the dataset and teacher stay here: the driver
-        outbox.send(("result", part, key, dataclasses.replace(result, dataset=None, teacher=None)))  # has both
-        outbox.flush()
-
     try:
-        results = run_all(runs, data, store=store, should_stop=outbox.stopped, on_result=finished,
-                          on_progress=lambda key, role, event: outbox.send(("event", part, key, role, event)))
+        results = run_all(runs, data, store=store, should_stop=outbox.stopped,
+                          on_progress=lambda key, role, event: outbox.send(("event", part, key, role, plain(event))))
     except KdlabError as exc:  # returned, not raised: the driver re-raises it with its own one-line message
         return "error", exc
     finally:
         outbox.flush()
-    return "ok", list(results)
+    # the dataset and teacher stay here: the driver holds both and puts them back
+    return "ok", {key: dataclasses.replace(r, dataset=None, teacher=None) for key, r in results.items()}
+
+
+# Engine events travel as plain tuples: the hub's process then reads them without importing torch.
+_EVENT = "kdlab.Event"
+
+
+def plain(obj: Any) -> Any:
+    """``obj`` with every engine Event in it (at any depth of tuples and lists) as a plain tuple."""
+    if isinstance(obj, Event):
+        return (_EVENT, obj.kind, obj.epoch, obj.step, obj.total_steps, obj.metrics, obj.history, obj.reason)
+    if type(obj) in (tuple, list):
+        return type(obj)(plain(x) for x in obj)
+    return obj
+
+
+def unplain(obj: Any) -> Any:
+    """The inverse of ``plain``."""
+    if type(obj) is tuple and len(obj) == 8 and obj[0] == _EVENT:
+        return Event(*obj[1:])
+    if type(obj) in (tuple, list):
+        return type(obj)(unplain(x) for x in obj)
+    return obj

@@ -5,8 +5,9 @@ One ``Hub`` actor per driver process holds every channel (a channel per batch or
 process for all, rather than one ``ray.util.queue.Queue`` actor (a process each) per job. The remote side
 writes through an ``Outbox``, which batches its messages and sends them at most every ``FLUSH_SECONDS``; the
 reply to each send carries the stop flag, so a worker learns of a stop within that time without ever asking
-separately. The messages hold kdlab's objects (engine events, finished runs), so the hub's process imports
-what they need: ``warm()`` has it do so at start-up rather than on the first batch (~1-2 s of torch import).
+separately. Messages are plain Python values (kdlab.serve.ray_backend sends engine events as tuples): the
+hub's process imports only ray, never torch, so it starts in well under a second and never competes for a
+core with the workers' own start-up.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class Hub:
 
     def open(self) -> int:
         ch = next(self._ids)
-        self._messages[ch] = deque()  # unbounded: results travel here, and the driver drains it 10x a second
+        self._messages[ch] = deque()  # the driver drains it 10x a second
         return ch
 
     def begin(self, ch: int, part: Any, where: dict[str, Any]) -> int:
@@ -68,9 +69,6 @@ class Hub:
 
     def channels(self) -> int:
         return len(self._messages)
-
-    def warm(self) -> None:
-        import kdlab.runs.batch  # noqa: F401  (the classes of the messages: events, results)
 
 
 class Outbox:

@@ -24,7 +24,7 @@ from kdlab.base.errors import KdlabError
 from kdlab.runs.teacher import RunStopped
 from kdlab.serve.jobs import Job, JobPool
 from kdlab.serve.ray_backend import (POLL_SECONDS, STOP_GRACE_SECONDS, RayCluster, RayWorkerLost, _one_line,
-                                     _pull, _ray, _remote)
+                                     _pull, _ray, _remote, plain, unplain)
 from kdlab.serve.ray_hub import Outbox
 from kdlab.stores.run_store import RunStore
 
@@ -96,7 +96,7 @@ def _relay(messages: list, job: Job) -> None:
                 log.warning("job %s restarted on %s (attempt %d)", job.id, where.get("host"), attempt)
                 job.events.clear()
         else:
-            job.emit(message[1])
+            job.emit(unplain(message[1]))
 
 
 class RemoteJob(Job):
@@ -106,7 +106,7 @@ class RemoteJob(Job):
 
     def emit(self, event: Any) -> None:
         self.events.append(event)
-        self.outbox.send(("event", event))
+        self.outbox.send(("event", plain(event)))
 
     def should_stop(self) -> bool:
         if self._stop.is_set():
