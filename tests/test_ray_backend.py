@@ -201,6 +201,24 @@ def test_a_stop_during_the_teacher_returns_nothing(ray_cluster, digits, kdlab_ca
     assert run_all_on_ray([Run(0, BASE, scratch=True)], digits, cluster=ray_cluster, should_stop=lambda: True) == {}
 
 
+def test_a_local_ray_asked_for_by_a_short_lived_thread_outlives_it():
+    """As in the app: the pool (and its Ray) is made on a Streamlit script thread, which ends with the run."""
+    import subprocess
+    import sys
+
+    code = ("import threading, time, ray\n"
+            "from kdlab.serve.ray_backend import RayCluster\n"
+            "box = []\n"
+            "t = threading.Thread(target=lambda: box.append(RayCluster.connect('local:1'))); t.start(); t.join()\n"
+            "time.sleep(2)  # Ray's processes would die with the thread that started them\n"
+            "print(ray.get(ray.remote(lambda: 42).remote(), timeout=60), box[0].cpus)\n"
+            "box[0].close(); print(ray.is_initialized())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["42", "1", "False"]
+
+
 def test_importing_the_backend_needs_no_ray_until_it_is_used():
     import subprocess
     import sys

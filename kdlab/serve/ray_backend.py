@@ -45,7 +45,7 @@ from kdlab.training.models import validate_spec
 log = logging.getLogger(__name__)
 LOCAL = "local"  # "local" or "local:N": a private Ray on this machine (N CPUs), shut down with the command
 PREFLIGHT_SECONDS = 3.0  # a TCP connect to the head: an unreachable address fails in this time, not minutes
-CONNECT_SECONDS = 30.0  # ray.init against something that accepts connections but never answers as Ray
+CONNECT_SECONDS = 60.0  # ray.init (a local start, or a head that accepts connections but never answers)
 POLL_SECONDS = 0.1  # the driver's pace: relay progress, check for a stop, notice finished tasks
 STOP_GRACE_SECONDS = 15.0  # a stopped task normally ends within a training step; past this it is cancelled
 CALL_SECONDS = 30.0  # the hub answers in milliseconds; one that does not answer in this time is gone
@@ -82,64 +82,99 @@ class RayCluster:
     Ray allows one connection per process: if Ray is already initialised (a test's cluster, an app that
     connected before), this handle uses it and leaves it running on close."""
 
-    def __init__(self, address: str, owned: bool, restore: dict[str, str | None] | None = None):
+    def __init__(self, address: str):
         self.address = address
-        self.owned = owned
-        self._restore = restore or {}
+        self.owned = False
+        self._restore: dict[str, Any] = {}
         self._hub = None
         self._hub_lost = False
         self._lock = threading.Lock()
-        _register_serializers()
+        self._connected = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     @classmethod
     def connect(cls, address: str) -> "RayCluster":
         """``"local"`` (or ``"local:N"``) starts a private Ray on 127.0.0.1 with this machine's (or N) CPUs
         and no dashboard; ``"auto"`` finds a cluster started on this machine with ``ray start``; anything
         else is a head's ``host:port`` (or ``ray://host:port``). RayUnavailable, with one line, if that fails."""
+        cluster = cls.start(address)
+        cluster.wait()
+        return cluster
+
+    @classmethod
+    def start(cls, address: str) -> "RayCluster":
+        """``connect`` with the connection made in the background, so a command loads its data and teacher
+        meanwhile: a bad or unreachable address is still refused here (within PREFLIGHT_SECONDS), anything
+        later when the cluster is first used."""
         ray = _ray()
         address = (address or "").strip()
         if not address:
             raise RayUnavailable("no Ray address given: use 'local', 'auto' or the head's host:port")
         local = address == LOCAL or address.startswith(LOCAL + ":")
-        if local:
-            cpus = _local_cpus(address)
-        elif address != "auto":
+        cpus = _local_cpus(address) if local else None
+        if not local and address != "auto":
             _preflight(address)
+        cluster = cls(address)
         if ray.is_initialized():
             log.info("Ray is already initialised in this process: using that connection")
-            return cls(address, owned=False)
-        if local:
-            return cls._start_local(address, cpus)
-        _init_with_deadline(ray, address)
-        return cls(address, owned=True)
+            cluster._connected.set()
+        else:
+            cluster._thread = threading.Thread(target=cluster._connect, args=(local, cpus), name="kdlab-ray",
+                                               daemon=True)
+            cluster._thread.start()
+        return cluster
 
-    @classmethod
-    def _start_local(cls, address: str, cpus: int | None) -> "RayCluster":
+    def _connect(self, local: bool, cpus: int | None) -> None:
+        """On the cluster's own thread. A local Ray's processes are started with PR_SET_PDEATHSIG, i.e. they
+        die with the *thread* that started them: so that thread (this one) lives until ``close``, whatever
+        thread asked for the cluster (a Streamlit script thread ends with its script run)."""
         ray = _ray()
-        restore = {k: os.environ.get(k) for k in LOCAL_ENV}
-        os.environ.update(LOCAL_ENV)  # read by the Ray processes this starts
-        # ... and by this one: Ray read the first at import, so set what it derived from it (else the head
-        # would bind to the machine's network address, however it is asked)
-        from ray._private import ray_constants
-        restore["_enable_cluster"] = ray_constants.ENABLE_RAY_CLUSTER
-        ray_constants.ENABLE_RAY_CLUSTER = False
         t0 = time.perf_counter()
+        options: dict[str, Any] = dict(log_to_driver=False, configure_logging=False, namespace="kdlab")
+        if local:
+            options.update(address="local", num_cpus=cpus, include_dashboard=False)
+            what = "start a local Ray"
+        else:
+            options.update(address=self.address)
+            what = f"connect to the Ray cluster at {self.address}"
         try:
-            ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, namespace="kdlab")
-        except Exception as exc:
-            _restore_env(restore)
-            raise RayUnavailable(f"could not start a local Ray: {_one_line(exc)}") from None
-        log.info("started a local Ray with %s CPUs in %.1f s", cpus or "all", time.perf_counter() - t0)
-        return cls(address, owned=True, restore=restore)
+            if local:
+                self._restore = _local_environment()
+            ray.init(**options)
+            self.owned = True
+            log.info("Ray at %s ready in %.1f s", self.address, time.perf_counter() - t0)
+        except BaseException as exc:  # handed to the thread that waits
+            _restore_env(self._restore)
+            self._error = RayUnavailable(f"could not {what}: {_one_line(exc)}")
+            return
+        finally:
+            self._connected.set()
+        self._closing.wait()
+        t0 = time.perf_counter()
+        ray.shutdown()
+        _restore_env(self._restore)
+        log.info("Ray shut down in %.1f s", time.perf_counter() - t0)
+
+    def wait(self) -> None:
+        """Until connected (or the connection failed: its RayUnavailable is raised here, every time)."""
+        if not self._connected.wait(CONNECT_SECONDS):
+            raise RayUnavailable(f"{self.address} did not answer as a Ray cluster within {CONNECT_SECONDS:.0f} s; "
+                                 "check the address (the head's GCS port, 6379 by default)")
+        if self._error is not None:
+            raise self._error
+        _register_serializers()
 
     @property
     def cpus(self) -> int:
+        self.wait()
         return max(1, int(_ray().cluster_resources().get("CPU", 1)))
 
     @property
     def hub(self):
         """The channel actor of this driver (started on first use, on the driver's node)."""
+        self.wait()
         with self._lock:
             if self._hub is None or self._hub_lost:
                 self._hub_lost = False
@@ -163,16 +198,15 @@ class RayCluster:
             task.remote()  # fire and forget: a dropped ObjectRef does not cancel its task
 
     def close(self) -> None:
+        """Shut down what this handle started (and wait for it); nothing if it joined a running Ray."""
+        self._connected.wait(CONNECT_SECONDS)  # a connection still being made is closed once it is made
         if not self.owned:
             return
         self.owned = False
-        ray = _ray()
         _SHARED.clear()
         _LOCAL_DATA.clear()
-        t0 = time.perf_counter()
-        ray.shutdown()
-        _restore_env(self._restore)
-        log.info("Ray shut down in %.1f s", time.perf_counter() - t0)
+        self._closing.set()
+        self._thread.join(CONNECT_SECONDS)
 
     def __enter__(self) -> "RayCluster":
         return self
@@ -188,6 +222,19 @@ def _local_cpus(address: str) -> int | None:
     if not raw.isdigit() or not 1 <= int(raw) <= 1024:
         raise RayUnavailable(f"'{address}': the number after 'local:' is the CPUs to use, e.g. local:2")
     return int(raw)
+
+
+def _local_environment() -> dict[str, Any]:
+    """Set what a private local Ray needs; returns what to restore when it shuts down."""
+    from ray._private import ray_constants
+
+    restore: dict[str, Any] = {k: os.environ.get(k) for k in LOCAL_ENV}
+    os.environ.update(LOCAL_ENV)  # read by the Ray processes it starts ...
+    # ... and by this one, which read the first at import: set what Ray derived from it, else the head would
+    # bind to the machine's network address however it is asked
+    restore["_enable_cluster"] = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    return restore
 
 
 def _restore_env(saved: dict[str, Any]) -> None:
@@ -220,27 +267,6 @@ def _host_port(address: str) -> tuple[str, int]:
         raise RayUnavailable(f"'{address}' is not a Ray address: use host:port (e.g. 10.0.0.5:6379), "
                              "ray://host:10001, 'auto' or 'local'")
     return host.strip("[]"), int(port)
-
-
-def _init_with_deadline(ray, address: str) -> None:
-    """ray.init in a helper thread, so a head that accepts connections but never answers cannot hang us."""
-    outcome: list[BaseException | None] = []
-
-    def connect() -> None:
-        try:
-            ray.init(address=address, log_to_driver=False, configure_logging=False, namespace="kdlab")
-            outcome.append(None)
-        except BaseException as exc:  # handed to the caller's thread
-            outcome.append(exc)
-
-    thread = threading.Thread(target=connect, name="kdlab-ray-connect", daemon=True)
-    thread.start()
-    thread.join(CONNECT_SECONDS)
-    if not outcome:
-        raise RayUnavailable(f"{address} accepted a connection but did not answer as a Ray cluster within "
-                             f"{CONNECT_SECONDS:.0f} s; check the address (the head's GCS port, 6379 by default)")
-    if outcome[0] is not None:
-        raise RayUnavailable(f"could not connect to the Ray cluster at {address}: {_one_line(outcome[0])}")
 
 
 def _one_line(exc: BaseException) -> str:
