@@ -36,8 +36,9 @@ class RayJobPool(JobPool):
     def __init__(self, cluster: RayCluster, size: int | None = None, max_queue: int = 200, retries: int = RETRIES):
         self.cluster = cluster
         self.retries = retries
+        size = size or cluster.cpus  # waits for the connection
         _register_serializers()
-        super().__init__(size=size or cluster.cpus, max_queue=max_queue)
+        super().__init__(size=size, max_queue=max_queue)
 
     @classmethod
     def connect(cls, address: str, **kwargs: Any) -> "RayJobPool":
