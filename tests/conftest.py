@@ -159,3 +159,23 @@ def lock_holder(tmp_path):
         if p.poll() is None:
             p.kill()
             p.communicate()
+
+
+# --- Ray fixtures (tests/test_ray_backend.py, tests/test_ray_pool.py) ---
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A private local Ray for one test module (2 CPUs, every process on 127.0.0.1, no dashboard), shut down
+    after it. Its workers see KDLAB_CACHE_DIR = ``ray_cluster.worker_cache``, a folder of their own: what a
+    task writes there (a teacher it trained) shows that the work ran on a worker."""
+    from kdlab.serve.ray_backend import RayCluster
+
+    cache = tmp_path_factory.mktemp("ray-worker-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KDLAB_CACHE_DIR", str(cache))  # inherited by every Ray process this starts
+        cluster = RayCluster.connect("local:2")
+    cluster.worker_cache = cache
+    cluster.warm()
+    yield cluster
+    cluster.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import threading
 
 from kdlab.serve.jobs import JobPool, default_workers
@@ -58,8 +59,20 @@ def pool() -> JobPool:
     init_process()  # before any worker can run a torch op
     with _lock:
         if _pool is None:
-            _pool = JobPool()  # size: KDLAB_WORKERS, else one worker per core
+            _pool = _new_pool()
         return _pool
+
+
+def _new_pool() -> JobPool:
+    """KDLAB_RAY_ADDRESS set: every job runs on that Ray cluster ("local" starts one for this server); else
+    here, with KDLAB_WORKERS workers (default: one per core). An unreachable cluster is a KdlabError, shown
+    where a run was asked for; the next run tries again."""
+    address = os.environ.get("KDLAB_RAY_ADDRESS", "").strip()
+    if not address:
+        return JobPool()
+    from kdlab.serve.ray_pool import RayJobPool  # only now: Ray is an optional extra
+
+    return RayJobPool.connect(address)
 
 
 def stats() -> dict[str, int]:
