@@ -14,6 +14,7 @@ from typing import Any, Callable, Hashable
 
 import torch
 
+from kdlab.base.record import jsonable
 from kdlab.base.config import DistillConfig, TeacherConfig, TrainConfig, to_dict
 from kdlab.data import Dataset, load_dataset
 from kdlab.runs.batch import Executor, Run, run_all
@@ -151,13 +152,13 @@ def run_experiment(name: str, dataset: str = "digits", seeds: int = 3, data_dir:
         data.transfer_indices(run.config.transfer_size, run.config.omit_classes, run.config.train.seed)
     runs = _execute(plan, data, _Progress(plan, on_progress), should_stop, executor)
     out = {"experiment": name, "title": exp.title, "dataset": data.name, "requested_dataset": dataset,
-           "seeds": seed_list, "settings": _jsonable(dataclasses.asdict(s)), "teacher": _teacher_summary(runs, data)}
+           "seeds": seed_list, "settings": jsonable(dataclasses.asdict(s)), "teacher": _teacher_summary(runs, data)}
     out |= exp.report(s, data, seed_list, runs)
     out["paper"] = exp.paper
     out["notes"] = ([note] if note else []) + _incomplete(runs)
     out["seconds"] = time.perf_counter() - t0
     out["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def _load(exp: Experiment, dataset: str, data_dir: str | None, data: Dataset | None) -> tuple[Dataset, str]:
@@ -259,17 +260,6 @@ def count_errors(logits: torch.Tensor, y: torch.Tensor) -> int:
 
 def report_errors(r: StudentReport) -> int:
     return sum(map(sum, r.confusion)) - sum(r.confusion[i][i] for i in range(len(r.confusion)))
-
-
-def _jsonable(x: Any) -> Any:
-    """Tuples to lists, NaN to None (JSON has no NaN), recursively."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def register(name: str, title: str, settings: dict[str, Settings], plan: Plan, report: Report,
