@@ -1,19 +1,30 @@
-"""Many student runs on one dataset: the seam that sweeps and experiments share, and where faster ways to
-train many students (stacked, on a cluster) plug in without their callers changing."""
+"""Many student runs on one dataset: the seam that sweeps and experiments share, and the one place that decides
+how a list of runs is trained: stacked (``kdlab.training.stacked``: students of one architecture, teacher,
+transfer-set size and schedule trained in lockstep) where the measured decision ``stacked_pays`` says it is
+faster, one after another through ``run_distill`` otherwise. Callers see the same results either way."""
 from __future__ import annotations
 
+import dataclasses
 import functools
+import time
 from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
 
+import torch
+
 from kdlab.base.config import DistillConfig
 from kdlab.data import Dataset
-from kdlab.runs.distill import RunResult, run_distill
+from kdlab.runs.distill import (
+    RunResult, StudentReport, check_data, fetch_teacher, run_distill, student_report, validate,
+)
 from kdlab.runs.teacher import RunStopped
 from kdlab.stores.teacher_cache import TeacherStore
-from kdlab.training.engine import Event
+from kdlab.training.engine import Event, Split
+from kdlab.training.models import build_model
+from kdlab.training.stacked import Student, kl_ce_form, linear_layers, stacked_pays, train_stacked
 
 RunProgress = Callable[[Hashable, str, Event], None]  # (run key, role, event); role as in run_distill
+SCRATCH = kl_ce_form("hinton", 4.0, 0.0, teacher=False, labels=True)  # run_distill's twin: plain CE
 
 
 @dataclass(frozen=True)
@@ -23,11 +34,77 @@ class Run:
     scratch: bool  # also train the same student without a teacher
 
 
+@dataclass
+class Group:
+    """Runs trained together (``stacked``) or one after another; ``students`` counts the scratch twins."""
+
+    runs: list[Run]
+    stacked: bool
+    students: int
+
+
 def run_all(runs: Sequence[Run], data: Dataset, *, store: TeacherStore | None = None,
             on_progress: RunProgress | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict[Hashable, RunResult]:
-    """The results of ``runs`` by key, in order. A stop ends the batch early: the runs finished before it are
-    returned and the one it interrupted is dropped (a caller tells a short result from a full one by length)."""
+    """The results of ``runs`` by key, in the order of ``runs``. Every config is checked first (ConfigError
+    before any work). A stop ends the batch early: the runs finished before it are returned and the ones it
+    interrupted (one run, or every run of an interrupted stack) are dropped; a caller tells a short result from
+    a full one by length."""
+    done: dict[Hashable, RunResult] = {}
+    for group in plan(runs, data):
+        train = _stacked if group.stacked else _serial
+        finished, stopped = train(group.runs, data, store, on_progress, should_stop)
+        done.update(finished)
+        if stopped:
+            break
+    return {run.key: done[run.key] for run in runs if run.key in done}
+
+
+def plan(runs: Sequence[Run], data: Dataset) -> list[Group]:
+    """The runs in groups, in the order of each group's first run: runs that can step in lockstep (same
+    teacher, stackable student architecture, transfer-set size and training schedule, a loss of the KL + CE
+    family) share a group, stacked when ``stacked_pays``; every other run is a serial group of its own."""
+    groups: dict[Hashable, Group] = {}
+    for i, run in enumerate(runs):
+        validate(run.config)
+        key = _stack_key(run, data, check_data(run.config, data))
+        if key is None:
+            key = ("alone", i)
+        group = groups.setdefault(key, Group([], False, 0))
+        group.runs.append(run)
+        group.students += 1 + run.scratch
+    for key, group in groups.items():
+        if key[0] != "alone":
+            cfg = group.runs[0].config
+            group.stacked = stacked_pays(group.students, _macs(cfg, data), _flat(data.input_shape))
+    return list(groups.values())
+
+
+def _stack_key(run: Run, data: Dataset, rows: torch.Tensor) -> Hashable | None:
+    cfg = run.config
+    with torch.device("meta"):  # the architecture without its weights
+        layers = linear_layers(build_model(cfg.student, data.input_shape, data.num_classes))
+    form = kl_ce_form(cfg.loss, cfg.temperature, cfg.alpha, cfg.loss_params, teacher=True, labels=cfg.use_labels)
+    if layers is None or form is None or cfg.train.device != "cpu":
+        return None
+    return ("stack", cfg.teacher_config(), cfg.student, len(rows), dataclasses.replace(cfg.train, seed=0))
+
+
+def _macs(cfg: DistillConfig, data: Dataset) -> int:
+    with torch.device("meta"):
+        layers = linear_layers(build_model(cfg.student, data.input_shape, data.num_classes))
+    return sum(lin.in_features * lin.out_features for lin in layers)
+
+
+def _flat(shape: tuple[int, ...]) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+def _serial(runs: list[Run], data: Dataset, store: TeacherStore | None, on_progress: RunProgress | None,
+            should_stop: Callable[[], bool] | None) -> tuple[dict[Hashable, RunResult], bool]:
     results: dict[Hashable, RunResult] = {}
     for run in runs:
         tagged = None if on_progress is None else functools.partial(on_progress, run.key)
@@ -35,8 +112,44 @@ def run_all(runs: Sequence[Run], data: Dataset, *, store: TeacherStore | None = 
             result = run_distill(run.config, scratch=run.scratch, data=data, store=store, on_progress=tagged,
                                  should_stop=should_stop)
         except RunStopped:
-            break
+            return results, True
         if any(s is not None and s.reason == "stopped" for s in (result.distilled, result.scratch)):
-            break
+            return results, True
         results[run.key] = result
-    return results
+    return results, False
+
+
+def _stacked(runs: list[Run], data: Dataset, store: TeacherStore | None, on_progress: RunProgress | None,
+             should_stop: Callable[[], bool] | None) -> tuple[dict[Hashable, RunResult], bool]:
+    """One stack of every run's distilled student and scratch twin, built as run_distill builds them."""
+    teachers, students, roles = [], [], []  # roles[j] = (index of its run, role) of student j
+    for i, run in enumerate(runs):
+        cfg = run.config
+        rows = check_data(cfg, data)
+        tagged = None if on_progress is None else functools.partial(on_progress, run.key)
+        try:  # memory hits after the first run: the group shares one teacher config
+            teachers.append(fetch_teacher(cfg, data, store, tagged, should_stop))
+        except RunStopped:
+            return {}, True
+        form = kl_ce_form(cfg.loss, cfg.temperature, cfg.alpha, cfg.loss_params, teacher=True, labels=cfg.use_labels)
+        for role, loss, labelled in (("distilled", form, cfg.use_labels), ("scratch", SCRATCH, True))[:1 + run.scratch]:
+            torch.manual_seed(cfg.train.seed)  # as train_student: both twins start from the same weights
+            model = build_model(cfg.student, data.input_shape, data.num_classes)
+            students.append(Student(model, rows, loss, labelled, cfg.train))
+            roles.append((i, role))
+    shared = Split(data.x_train, data.y_train, teachers[0].train_logits)  # one teacher config: the same logits
+    test = Split(data.x_test, data.y_test, teachers[0].test_logits)
+    last: list[Event] = [Event("done", 0, 0, 0)] * len(students)
+    t0 = time.perf_counter()
+    for j, event in train_stacked(students, shared, test=test, should_stop=should_stop):
+        last[j] = event
+        if on_progress is not None:
+            on_progress(runs[roles[j][0]].key, roles[j][1], event)
+    if any(ev.reason == "stopped" for ev in last):
+        return {}, True
+    seconds = (time.perf_counter() - t0) / len(students)  # each student's share, as the stack's history says
+    reports: list[dict[str, StudentReport]] = [{} for _ in runs]
+    for (i, role), student, ev in zip(roles, students, last):
+        reports[i][role] = student_report(role, runs[i].config, data, teachers[i], student.model, seconds, ev)
+    return {run.key: RunResult(run.config, data, t, r["distilled"], r.get("scratch"))
+            for run, t, r in zip(runs, teachers, reports)}, False

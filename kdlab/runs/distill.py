@@ -86,14 +86,8 @@ def run_distill(cfg: DistillConfig, *, scratch: bool = True, store: TeacherStore
                 on_progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> RunResult:
     validate(cfg)
     data = data or load_dataset(cfg.dataset, data_dir)
-    _check_classes(cfg, data)
-    for spec in (cfg.teacher, cfg.student):  # e.g. a CNN on a 2-D toy set: refuse before training a teacher
-        validate_spec(spec, data.input_shape, data.num_classes)
-    idx = data.transfer_indices(cfg.transfer_size, cfg.omit_classes, cfg.train.seed)  # ConfigError before any work
-    t0 = time.perf_counter()
-    teacher = get_teacher(cfg.teacher_config(), data, store, _tagged(on_progress, "teacher"), should_stop)
-    if teacher.source != "trained":
-        teacher.meta = {**teacher.meta, "load_seconds": time.perf_counter() - t0}
+    idx = check_data(cfg, data)
+    teacher = fetch_teacher(cfg, data, store, on_progress, should_stop)
     labels = data.y_train[idx]
     transfer = Split(data.x_train[idx], labels if cfg.use_labels else None, teacher.train_logits[idx])
     loss = make_loss(cfg.loss, cfg.temperature, cfg.alpha, **cfg.loss_params)
@@ -103,6 +97,23 @@ def run_distill(cfg: DistillConfig, *, scratch: bool = True, store: TeacherStore
         twin = train_student("scratch", cfg, data, teacher, Split(transfer.x, labels),
                              make_loss("hinton", alpha=0.0), on_progress, should_stop)
     return RunResult(cfg, data, teacher, student, twin)
+
+
+def check_data(cfg: DistillConfig, data: Dataset) -> torch.Tensor:
+    """The (n,) training rows of the transfer set; ConfigError, before any work, for what ``data`` cannot do."""
+    _check_classes(cfg, data)
+    for spec in (cfg.teacher, cfg.student):  # e.g. a CNN on a 2-D toy set: refuse before training a teacher
+        validate_spec(spec, data.input_shape, data.num_classes)
+    return data.transfer_indices(cfg.transfer_size, cfg.omit_classes, cfg.train.seed)
+
+
+def fetch_teacher(cfg: DistillConfig, data: Dataset, store: TeacherStore | None, on_progress: ProgressFn | None,
+                  should_stop: Callable[[], bool] | None) -> Teacher:
+    t0 = time.perf_counter()
+    teacher = get_teacher(cfg.teacher_config(), data, store, _tagged(on_progress, "teacher"), should_stop)
+    if teacher.source != "trained":
+        teacher.meta = {**teacher.meta, "load_seconds": time.perf_counter() - t0}
+    return teacher
 
 
 def train_student(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher, transfer: Split,
@@ -115,9 +126,14 @@ def train_student(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher
     for last in train(model, transfer, loss, cfg.train, test=test, should_stop=should_stop):
         if on_progress is not None:
             on_progress(role, last)
+    return student_report(role, cfg, data, teacher, model, time.perf_counter() - t0, last)
+
+
+def student_report(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher, model: nn.Module,
+                   seconds: float, last: Event) -> StudentReport:
+    """The report of a student trained by ``train_student`` or the stacked trainer; ``last`` is its done event."""
     if not last.history:
         raise RunStopped(f"the {role} student ended ({last.reason}) before finishing an epoch")
-    seconds = time.perf_counter() - t0
     logits = with_bias(predict_logits(model, data.x_test), cfg.eval_bias)
     ev = evaluate(logits, data.y_test, data.num_classes, teacher.test_logits)
     return StudentReport(role, ev.accuracy, ev.agreement, ev.kl_to_teacher, count_params(model),

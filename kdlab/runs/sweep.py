@@ -47,7 +47,8 @@ def validate_grid(base: DistillConfig, temperatures: Sequence[float], alphas: Se
 def run_sweep(base: DistillConfig, temperatures: Sequence[float], alphas: Sequence[float], seeds: Sequence[int], *,
               data: Dataset | None = None, on_progress: ProgressFn | None = None,
               should_stop: Callable[[], bool] | None = None) -> list[dict[str, float]]:
-    """One row per finished cell (see COLUMNS). A stop ends the sweep early with the rows done so far."""
+    """One row per finished cell (see COLUMNS), each reported as a "cell" progress event. A stop ends the sweep
+    early with the rows reported so far."""
     configs = validate_grid(base, temperatures, alphas, seeds)
     data = data or load_dataset(base.dataset)
     first_of_seed = {cfg.train.seed: i for i, cfg in reversed(list(enumerate(configs)))}
@@ -59,13 +60,17 @@ def run_sweep(base: DistillConfig, temperatures: Sequence[float], alphas: Sequen
         if on_progress is not None:
             on_progress(role, event)
 
-    for i, run in enumerate(runs):  # one at a time, so a row is reported as soon as its cell is done
-        results = run_all([run], data, on_progress=progress, should_stop=should_stop)
-        if not results:
-            break
-        rows.append(_row(run.config, results[i], scratch))
-        if on_progress is not None:
-            on_progress("cell", (i + 1, len(runs), rows[-1]))
+    by_seed: dict[int, list[Run]] = {}
+    for run in runs:
+        by_seed.setdefault(run.config.train.seed, []).append(run)
+    for seed_runs in by_seed.values():  # a seed's cells train together: stacked by run_all where that pays
+        results = run_all(seed_runs, data, on_progress=progress, should_stop=should_stop)
+        for run in seed_runs:  # rows in grid order; a stop asked for after a row was reported ends the sweep there
+            if run.key not in results or rows and should_stop is not None and should_stop():
+                return rows
+            rows.append(_row(run.config, results[run.key], scratch))
+            if on_progress is not None:
+                on_progress("cell", (len(rows), len(runs), rows[-1]))
     return rows
 
 

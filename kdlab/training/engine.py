@@ -47,7 +47,11 @@ class Event:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer | FusedAdam:
-    params = [p for p in model.parameters() if p.requires_grad]
+    return optimizer_for([p for p in model.parameters() if p.requires_grad], cfg)
+
+
+def optimizer_for(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer | FusedAdam:
+    """The configured optimiser over ``params`` (the stacked trainer passes its (K, ...) tensors)."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
     return FusedAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -148,14 +152,16 @@ def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer | FusedAdam, 
     out = loss_fn(logits, t, y)
     total = out.total.item()  # one op; torch.isfinite(...) then bool() costs five
     if not math.isfinite(total):  # checked before the step, so a diverging run leaves the weights as they were
-        raise TrainingDivergedError(
-            f"the loss became {total} (learning rate {cfg.lr}): lower the learning rate, "
-            "or move the temperature away from extreme values"
-        )
+        raise diverged(total, cfg)
     optimizer.zero_grad(set_to_none=True)
     out.total.backward()
     optimizer.step()
     return out, logits.detach(), y
+
+
+def diverged(total: float, cfg: TrainConfig) -> TrainingDivergedError:
+    return TrainingDivergedError(f"the loss became {total} (learning rate {cfg.lr}): lower the learning rate, "
+                                 "or move the temperature away from extreme values")
 
 
 def _set_lr(optimizer: torch.optim.Optimizer | FusedAdam, lr: float) -> None:
