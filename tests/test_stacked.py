@@ -266,17 +266,20 @@ BASE = DistillConfig(teacher="mlp:32", student="mlp:100", train=TrainConfig(epoc
                      teacher_train=TrainConfig(epochs=4, lr=3e-3))
 
 
-def test_plan_groups_what_can_step_together(digits, monkeypatch):
-    monkeypatch.setattr(batch, "stacked_pays", lambda k, macs, width: True)
+def test_plan_groups_what_can_step_together(digits):
     runs = [Run("a", BASE, True), Run("b", BASE.replace(temperature=2.0), False),
             Run("c", BASE.replace(student="cnn:small"), True),  # not an MLP
             Run("d", BASE.replace(loss="dkd"), False),  # no KL + CE form
             Run("e", BASE.replace(transfer_size=500), True),  # another transfer-set size
             Run("f", BASE.replace(train=dataclasses.replace(BASE.train, seed=3)), False),  # a seed of its own: fine
             Run("g", BASE.replace(train=dataclasses.replace(BASE.train, batch_size=64)), False)]
-    groups = plan(runs, digits)
+    with batch.stacking(True):
+        groups = plan(runs, digits)
     assert [([r.key for r in g.runs], g.stacked, g.students) for g in groups] == [
-        (["a", "b", "f"], True, 4), (["c"], False, 2), (["d"], False, 1), (["e"], True, 2), (["g"], True, 1)]
+        (["a", "b", "f"], True, 4), (["c"], False, 2), (["d"], False, 1), (["e"], True, 2), (["g"], False, 1)]
+    with batch.stacking(False):
+        assert not any(g.stacked for g in plan(runs, digits))
+    assert plan(runs, digits)[0].stacked == stacked_pays(4, 64 * 100 + 100 * 10, 64)  # by default: measured
 
 
 def test_run_all_stacked_keeps_the_results_shape(digits, monkeypatch):
@@ -284,11 +287,11 @@ def test_run_all_stacked_keeps_the_results_shape(digits, monkeypatch):
     real = batch.train_stacked
     monkeypatch.setattr(batch, "train_stacked", lambda students, *a, **kw: (calls.append(len(students)),
                                                                             real(students, *a, **kw))[1])
-    monkeypatch.setattr(batch, "stacked_pays", lambda k, macs, width: True)
     runs = [Run(("x", i), BASE.replace(temperature=float(1 + i), transfer_size=400,
                                        train=dataclasses.replace(BASE.train, seed=i % 2)), i < 2) for i in range(4)]
     events = []
-    results = run_all(runs, digits, on_progress=lambda key, role, ev: events.append((key, role, ev.kind)))
+    with batch.stacking(True):
+        results = run_all(runs, digits, on_progress=lambda key, role, ev: events.append((key, role, ev.kind)))
     assert calls == [6] and list(results) == [r.key for r in runs]
     for run in runs:
         res = results[run.key]
@@ -303,23 +306,23 @@ def test_run_all_stacked_keeps_the_results_shape(digits, monkeypatch):
     assert {role for _, role, _ in events} == {"teacher", "distilled", "scratch"}
 
 
-def test_a_stop_drops_the_interrupted_stack(digits, monkeypatch):
-    monkeypatch.setattr(batch, "stacked_pays", lambda k, macs, width: True)
+def test_a_stop_drops_the_interrupted_stack(digits):
     runs = [Run(i, BASE.replace(temperature=float(1 + i)), i == 0) for i in range(3)]
-    run_all(runs[:1], digits)  # the teacher is cached, so the stop below lands in the students' training
     seen = []
-    results = run_all(runs, digits, on_progress=lambda key, role, ev: seen.append(ev.kind),
-                      should_stop=lambda: len(seen) > 10)
-    assert results == {}
+    with batch.stacking(True):
+        run_all(runs[:1], digits)  # the teacher is cached, so the stop below lands in the students' training
+        results = run_all(runs, digits, on_progress=lambda key, role, ev: seen.append(ev.kind),
+                          should_stop=lambda: len(seen) > 10)
+    assert results == {} and "done" in seen
 
 
 @pytest.mark.parametrize("pays", [True, False])
-def test_a_stopped_sweep_returns_the_rows_reported(digits, monkeypatch, pays):
-    monkeypatch.setattr(batch, "stacked_pays", lambda k, macs, width: pays)
+def test_a_stopped_sweep_returns_the_rows_reported(digits, pays):
     cells = []
-    rows = run_sweep(BASE.replace(train=TrainConfig(epochs=1)), [1.0, 2.0, 4.0], [0.5], [0, 1], data=digits,
-                     on_progress=lambda role, ev: cells.append(ev) if role == "cell" else None,
-                     should_stop=lambda: len(cells) >= 2)
+    with batch.stacking(pays):
+        rows = run_sweep(BASE.replace(train=TrainConfig(epochs=1)), [1.0, 2.0, 4.0], [0.5], [0, 1], data=digits,
+                         on_progress=lambda role, ev: cells.append(ev) if role == "cell" else None,
+                         should_stop=lambda: len(cells) >= 2)
     assert len(rows) == 2 and [c[0] for c in cells] == [1, 2] and all(c[1] == 6 for c in cells)
 
 
@@ -332,8 +335,8 @@ def test_a_16_cell_sweep_agrees_with_serial_training(digits, monkeypatch):
                                                                       stacked.train_stacked(s, *a, **kw))[1])
     out = {}
     for pays in (False, True):
-        monkeypatch.setattr(batch, "stacked_pays", lambda k, macs, width, pays=pays: pays)
-        out[pays] = run_sweep(BASE, temps, alphas, seeds, data=digits)
+        with batch.stacking(pays):
+            out[pays] = run_sweep(BASE, temps, alphas, seeds, data=digits)
     assert trained == [9, 9]  # per seed: 8 distilled students and the scratch twin, one stack
     diffs = []
     for serial, stack in zip(out[False], out[True]):

@@ -4,18 +4,20 @@ transfer-set size and schedule trained in lockstep) where the measured decision 
 faster, one after another through ``run_distill`` otherwise. Callers see the same results either way."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import time
 from dataclasses import dataclass
-from typing import Callable, Hashable, Sequence
+from typing import Callable, Hashable, Iterator, Sequence
 
 import torch
 
 from kdlab.base.config import DistillConfig
 from kdlab.data import Dataset
 from kdlab.runs.distill import (
-    RunResult, StudentReport, check_data, fetch_teacher, run_distill, student_report, validate,
+    RunResult, StudentReport, check_data, fetch_teacher, model_sizes, run_distill, student_report, validate,
 )
 from kdlab.runs.teacher import RunStopped
 from kdlab.stores.teacher_cache import TeacherStore
@@ -25,6 +27,18 @@ from kdlab.training.stacked import Student, kl_ce_form, linear_layers, stacked_p
 
 RunProgress = Callable[[Hashable, str, Event], None]  # (run key, role, event); role as in run_distill
 SCRATCH = kl_ce_form("hinton", 4.0, 0.0, teacher=False, labels=True)  # run_distill's twin: plain CE
+_STACKING: contextvars.ContextVar[bool | None] = contextvars.ContextVar("kdlab_stacking", default=None)
+
+
+@contextlib.contextmanager
+def stacking(enabled: bool | None) -> Iterator[None]:
+    """Within the block (this thread), stack every stackable group (True), none (False) or decide by the
+    measured ``stacked_pays`` (None, the default): for benchmarks and tests that compare the two ways."""
+    token = _STACKING.set(enabled)
+    try:
+        yield
+    finally:
+        _STACKING.reset(token)
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,7 @@ class Group:
     runs: list[Run]
     stacked: bool
     students: int
+    rows: list[torch.Tensor]  # each run's transfer set, rows of the training split
 
 
 def run_all(runs: Sequence[Run], data: Dataset, *, store: TeacherStore | None = None,
@@ -53,7 +68,7 @@ def run_all(runs: Sequence[Run], data: Dataset, *, store: TeacherStore | None = 
     done: dict[Hashable, RunResult] = {}
     for group in plan(runs, data):
         train = _stacked if group.stacked else _serial
-        finished, stopped = train(group.runs, data, store, on_progress, should_stop)
+        finished, stopped = train(group, data, store, on_progress, should_stop)
         done.update(finished)
         if stopped:
             break
@@ -67,33 +82,35 @@ def plan(runs: Sequence[Run], data: Dataset) -> list[Group]:
     groups: dict[Hashable, Group] = {}
     for i, run in enumerate(runs):
         validate(run.config)
-        key = _stack_key(run, data, check_data(run.config, data))
-        if key is None:
-            key = ("alone", i)
-        group = groups.setdefault(key, Group([], False, 0))
+        rows = check_data(run.config, data)
+        key = _stack_key(run, data, rows) or ("alone", i)
+        group = groups.setdefault(key, Group([], False, 0, []))
         group.runs.append(run)
+        group.rows.append(rows)
         group.students += 1 + run.scratch
+    forced = _STACKING.get()
     for key, group in groups.items():
         if key[0] != "alone":
-            cfg = group.runs[0].config
-            group.stacked = stacked_pays(group.students, _macs(cfg, data), _flat(data.input_shape))
+            macs = sum(i * o for i, o in _layers(group.runs[0].config.student, data.input_shape, data.num_classes))
+            pays = stacked_pays(group.students, macs, _flat(data.input_shape)) if forced is None else forced
+            group.stacked = pays and group.students > 1
     return list(groups.values())
 
 
 def _stack_key(run: Run, data: Dataset, rows: torch.Tensor) -> Hashable | None:
     cfg = run.config
-    with torch.device("meta"):  # the architecture without its weights
-        layers = linear_layers(build_model(cfg.student, data.input_shape, data.num_classes))
     form = kl_ce_form(cfg.loss, cfg.temperature, cfg.alpha, cfg.loss_params, teacher=True, labels=cfg.use_labels)
-    if layers is None or form is None or cfg.train.device != "cpu":
+    if form is None or cfg.train.device != "cpu" or _layers(cfg.student, data.input_shape, data.num_classes) is None:
         return None
     return ("stack", cfg.teacher_config(), cfg.student, len(rows), dataclasses.replace(cfg.train, seed=0))
 
 
-def _macs(cfg: DistillConfig, data: Dataset) -> int:
-    with torch.device("meta"):
-        layers = linear_layers(build_model(cfg.student, data.input_shape, data.num_classes))
-    return sum(lin.in_features * lin.out_features for lin in layers)
+@functools.lru_cache(maxsize=256)
+def _layers(spec: str, shape: tuple[int, ...], classes: int) -> tuple[tuple[int, int], ...] | None:
+    """(in, out) of each Linear layer of a stackable architecture, else None."""
+    with torch.device("meta"):  # the architecture without its weights
+        layers = linear_layers(build_model(spec, shape, classes))
+    return None if layers is None else tuple((m.in_features, m.out_features) for m in layers)
 
 
 def _flat(shape: tuple[int, ...]) -> int:
@@ -103,10 +120,10 @@ def _flat(shape: tuple[int, ...]) -> int:
     return out
 
 
-def _serial(runs: list[Run], data: Dataset, store: TeacherStore | None, on_progress: RunProgress | None,
+def _serial(group: Group, data: Dataset, store: TeacherStore | None, on_progress: RunProgress | None,
             should_stop: Callable[[], bool] | None) -> tuple[dict[Hashable, RunResult], bool]:
     results: dict[Hashable, RunResult] = {}
-    for run in runs:
+    for run in group.runs:
         tagged = None if on_progress is None else functools.partial(on_progress, run.key)
         try:
             result = run_distill(run.config, scratch=run.scratch, data=data, store=store, on_progress=tagged,
@@ -119,13 +136,13 @@ def _serial(runs: list[Run], data: Dataset, store: TeacherStore | None, on_progr
     return results, False
 
 
-def _stacked(runs: list[Run], data: Dataset, store: TeacherStore | None, on_progress: RunProgress | None,
+def _stacked(group: Group, data: Dataset, store: TeacherStore | None, on_progress: RunProgress | None,
              should_stop: Callable[[], bool] | None) -> tuple[dict[Hashable, RunResult], bool]:
     """One stack of every run's distilled student and scratch twin, built as run_distill builds them."""
+    runs = group.runs
     teachers, students, roles = [], [], []  # roles[j] = (index of its run, role) of student j
-    for i, run in enumerate(runs):
+    for i, (run, rows) in enumerate(zip(runs, group.rows)):
         cfg = run.config
-        rows = check_data(cfg, data)
         tagged = None if on_progress is None else functools.partial(on_progress, run.key)
         try:  # memory hits after the first run: the group shares one teacher config
             teachers.append(fetch_teacher(cfg, data, store, tagged, should_stop))
@@ -149,7 +166,8 @@ def _stacked(runs: list[Run], data: Dataset, store: TeacherStore | None, on_prog
         return {}, True
     seconds = (time.perf_counter() - t0) / len(students)  # each student's share, as the stack's history says
     reports: list[dict[str, StudentReport]] = [{} for _ in runs]
+    sizes = model_sizes(students[0].model, data.input_shape)  # one architecture: measured once
     for (i, role), student, ev in zip(roles, students, last):
-        reports[i][role] = student_report(role, runs[i].config, data, teachers[i], student.model, seconds, ev)
+        reports[i][role] = student_report(role, runs[i].config, data, teachers[i], student.model, seconds, ev, sizes)
     return {run.key: RunResult(run.config, data, t, r["distilled"], r.get("scratch"))
             for run, t, r in zip(runs, teachers, reports)}, False

@@ -130,15 +130,21 @@ def train_student(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher
 
 
 def student_report(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher, model: nn.Module,
-                   seconds: float, last: Event) -> StudentReport:
-    """The report of a student trained by ``train_student`` or the stacked trainer; ``last`` is its done event."""
+                   seconds: float, last: Event, sizes: tuple[int, int, float] | None = None) -> StudentReport:
+    """The report of a student trained by ``train_student`` or the stacked trainer; ``last`` is its done event.
+    ``sizes`` (params, MACs, latency), when given, are those of another student of the same architecture."""
     if not last.history:
         raise RunStopped(f"the {role} student ended ({last.reason}) before finishing an epoch")
     logits = with_bias(predict_logits(model, data.x_test), cfg.eval_bias)
     ev = evaluate(logits, data.y_test, data.num_classes, teacher.test_logits)
-    return StudentReport(role, ev.accuracy, ev.agreement, ev.kl_to_teacher, count_params(model),
-                         macs_per_example(model, data.input_shape), latency_per_example(model, data.input_shape),
+    params, macs, latency = sizes or model_sizes(model, data.input_shape)
+    return StudentReport(role, ev.accuracy, ev.agreement, ev.kl_to_teacher, params, macs, latency,
                          seconds, last.reason, last.history, ev.confusion, ev.per_class_accuracy, model, logits)
+
+
+def model_sizes(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int, float]:
+    """(parameters, MACs per example, CPU seconds per example): properties of the architecture."""
+    return count_params(model), macs_per_example(model, input_shape), latency_per_example(model, input_shape)
 
 
 def _check_classes(cfg: DistillConfig, data: Dataset) -> None:
