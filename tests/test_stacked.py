@@ -346,3 +346,13 @@ def test_a_16_cell_sweep_agrees_with_serial_training(digits, monkeypatch):
             diffs.append(100 * abs(serial[key] - stack[key]))
     assert len(out[True]) == 16 and max(diffs) <= 1.0 and statistics.fmean(diffs) <= 0.3, diffs
     assert statistics.fmean(r["student_accuracy"] for r in out[True]) > 0.85  # real, trained students
+
+
+@pytest.mark.parametrize("spec", ["mlp:32", "mlp:10", "linear"])  # a first layer 10 wide takes another MKL kernel
+def test_the_stacks_evaluation_is_each_models_own(digits, teacher_logits, spec):
+    singles, students, shared, test = _pair(digits, teacher_logits, TrainConfig(epochs=2), spec=spec, mix=MIX[:3])
+    events = _by_student(list(train_stacked(students, shared, test=test)), 3)
+    for student, evs in zip(students, events):
+        logits = predict_logits(student.model, digits.x_test)
+        assert torch.equal(student.test_logits, logits)
+        assert evs[-1].metrics["test_accuracy"] == accuracy(logits, digits.y_test)

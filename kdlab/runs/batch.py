@@ -150,7 +150,9 @@ def _stacked(group: Group, data: Dataset, store: TeacherStore | None, on_progres
             return {}, True
         form = kl_ce_form(cfg.loss, cfg.temperature, cfg.alpha, cfg.loss_params, teacher=True, labels=cfg.use_labels)
         for role, loss, labelled in (("distilled", form, cfg.use_labels), ("scratch", SCRATCH, True))[:1 + run.scratch]:
-            torch.manual_seed(cfg.train.seed)  # as train_student: both twins start from the same weights
+            # as train_student's torch.manual_seed: the CPU generator alone (seeding the absent accelerators
+            # costs ~3 ms a call, a traceback each), so both twins start from the single trainer's weights
+            torch.random.default_generator.manual_seed(cfg.train.seed)
             model = build_model(cfg.student, data.input_shape, data.num_classes)
             students.append(Student(model, rows, loss, labelled, cfg.train))
             roles.append((i, role))
@@ -168,6 +170,7 @@ def _stacked(group: Group, data: Dataset, store: TeacherStore | None, on_progres
     reports: list[dict[str, StudentReport]] = [{} for _ in runs]
     sizes = model_sizes(students[0].model, data.input_shape)  # one architecture: measured once
     for (i, role), student, ev in zip(roles, students, last):
-        reports[i][role] = student_report(role, runs[i].config, data, teachers[i], student.model, seconds, ev, sizes)
+        reports[i][role] = student_report(role, runs[i].config, data, teachers[i], student.model, seconds, ev, sizes,
+                                          student.test_logits)  # its final evaluation's, the same numbers
     return {run.key: RunResult(run.config, data, t, r["distilled"], r.get("scratch"))
             for run, t, r in zip(runs, teachers, reports)}, False

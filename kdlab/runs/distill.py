@@ -130,12 +130,15 @@ def train_student(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher
 
 
 def student_report(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher, model: nn.Module,
-                   seconds: float, last: Event, sizes: tuple[int, int, float] | None = None) -> StudentReport:
+                   seconds: float, last: Event, sizes: tuple[int, int, float] | None = None,
+                   test_logits: torch.Tensor | None = None) -> StudentReport:
     """The report of a student trained by ``train_student`` or the stacked trainer; ``last`` is its done event.
-    ``sizes`` (params, MACs, latency), when given, are those of another student of the same architecture."""
+    ``sizes`` (params, MACs, latency), when given, are those of another student of the same architecture;
+    ``test_logits``, when given, are ``predict_logits(model, data.x_test)`` computed already."""
     if not last.history:
         raise RunStopped(f"the {role} student ended ({last.reason}) before finishing an epoch")
-    logits = with_bias(predict_logits(model, data.x_test), cfg.eval_bias)
+    raw = predict_logits(model, data.x_test) if test_logits is None else test_logits
+    logits = with_bias(raw, cfg.eval_bias)
     ev = evaluate(logits, data.y_test, data.num_classes, teacher.test_logits)
     params, macs, latency = sizes or model_sizes(model, data.input_shape)
     return StudentReport(role, ev.accuracy, ev.agreement, ev.kl_to_teacher, params, macs, latency,
