@@ -1,4 +1,5 @@
-"""kdlab.training.stacked (K students trained as one) against engine.train (each alone), and run_all's use of it.
+"""kdlab.training.stacked (K students trained as one) against engine.train's autograd loop (each alone), and
+run_all's use of it.
 
 Why tolerances and not equality: the stack's forward matmuls are nn.Linear's bit for bit, but its loss gradient
 is computed in closed form (softmax − target) rather than by autograd's chain through log_softmax, KL and CE,
@@ -33,8 +34,8 @@ CE = make_loss("hinton", alpha=0.0)
 
 
 @pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    pass
+def _isolated(kdlab_cache, torch_one_thread, monkeypatch):
+    monkeypatch.setattr(engine, "LEAN", False)  # the reference is engine.train's autograd loop, not a stack of one
 
 
 @pytest.fixture(scope="module")
