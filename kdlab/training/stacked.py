@@ -121,6 +121,15 @@ class _LossTensors:
         self.any_soft = any(f.soft_part or f.w_soft for f in forms)
         self.any_hard = any(f.hard_part or f.w_hard for f in forms)
 
+        self.all_hard, self.all_soft = bool(self.hard_on.all()), bool(self.soft_on.all())
+
+    def hard_only(self, hard: torch.Tensor) -> torch.Tensor:
+        """The reported "hard" part: 0 for students whose loss has none (a where only for a mixed stack)."""
+        return hard if self.all_hard else torch.where(self.hard_on, hard, 0.0)
+
+    def soft_only(self, soft: torch.Tensor) -> torch.Tensor:
+        return soft if self.all_soft else torch.where(self.soft_on, soft, 0.0)
+
 
 def kl_ce(z: torch.Tensor, t: torch.Tensor | None, y: torch.Tensor | None, loss: _LossTensors
           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -129,7 +138,7 @@ def kl_ce(z: torch.Tensor, t: torch.Tensor | None, y: torch.Tensor | None, loss:
     losses average them, the gradient (K, C, B) in closed form."""
     k, _, b = z.shape
     zero = z.new_zeros(k)
-    grad, soft, hard = torch.zeros_like(z), zero, zero
+    grad, soft, hard = None, zero, zero
     if loss.any_soft:
         log_q = torch.log_softmax(z / loss.t, 1)  # (K, C, B) student at T
         log_p = torch.log_softmax(t / loss.t, 1)  # (K, C, B) teacher at T
@@ -141,9 +150,11 @@ def kl_ce(z: torch.Tensor, t: torch.Tensor | None, y: torch.Tensor | None, loss:
         picked = log_s.gather(1, y.unsqueeze(1))  # (K, 1, B) log-probability of the label
         hard = -picked.sum((1, 2)) / b  # (K,) CE
         d_hard = log_s.exp().scatter_add_(1, y.unsqueeze(1), torch.full_like(picked, -1.0))  # softmax − one-hot
-        grad.add_(d_hard.mul_(loss.hard_coef))
+        d_hard.mul_(loss.hard_coef)
+        grad = d_hard if grad is None else grad.add_(d_hard)
     total = loss.w_soft * soft + loss.w_hard * hard
-    return total, torch.where(loss.hard_on, hard, 0.0), torch.where(loss.soft_on, soft, 0.0), grad.div_(b)
+    grad = torch.zeros_like(z) if grad is None else grad.div_(b)
+    return total, loss.hard_only(hard), loss.soft_only(soft), grad
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -345,11 +356,10 @@ def _step(stack: _Stack, sources: list[_Source], batches: list[torch.Tensor], da
     """One optimiser step of every student; returns (total, hard, soft, correct) (K,) and the batch size."""
     b = len(batches[0])
     xs = [data.x.index_select(0, rows).view(b, -1) for rows in batches]  # per source (B, in)
-    rows = torch.cat([r.expand(src.k1 - src.k0, b) for src, r in zip(sources, batches)])  # (K, B)
-    y = data.y.index_select(0, rows.view(-1)).view(rows.shape) if data.y is not None else None  # (K, B)
+    y = _per_student(sources, [data.y.index_select(0, r) for r in batches]) if data.y is not None else None  # (K, B)
     t = None
     if data.teacher_logits is not None and loss.any_soft:  # (K, C, B), transposed as the logits
-        t = data.teacher_logits.index_select(0, rows.view(-1)).view(*rows.shape, -1).transpose(1, 2).contiguous()
+        t = _per_student(sources, [data.teacher_logits.index_select(0, r).t() for r in batches])
     acts = _forward(stack, sources, xs)  # [(K, H, B) per hidden layer ..., (K, C, B) logits]
     total, hard, soft, grad = kl_ce(acts[-1], t, y, loss)
     value = total.sum().item()  # one sync for all K; finite iff every student's loss is
@@ -358,8 +368,14 @@ def _step(stack: _Stack, sources: list[_Source], batches: list[torch.Tensor], da
         raise engine.diverged(bad, cfg)
     _backward(stack, sources, xs, acts, grad)
     optimizer.step()
-    correct = (acts[-1].max(1).indices == y).sum(1) if y is not None else torch.zeros(len(rows), dtype=torch.long)
+    correct = (acts[-1].max(1).indices == y).sum(1) if y is not None else torch.zeros(len(total), dtype=torch.long)
     return total, hard, soft, correct, b
+
+
+def _per_student(sources: list[_Source], per_source: list[torch.Tensor]) -> torch.Tensor:
+    """(K, ...) from one tensor per source, each repeated for its students (a view when there is one source)."""
+    parts = [v.expand(src.k1 - src.k0, *v.shape) for src, v in zip(sources, per_source)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _forward(stack: _Stack, sources: list[_Source], xs: list[torch.Tensor]) -> list[torch.Tensor]:
