@@ -283,6 +283,15 @@ def test_plan_groups_what_can_step_together(digits):
     assert plan(runs, digits)[0].stacked == stacked_pays(4, 64 * 100 + 100 * 10, 64)  # by default: measured
 
 
+def test_large_groups_are_split_into_bounded_stacks(digits, monkeypatch):
+    monkeypatch.setattr(batch, "STACK_PARAMS", 3 * (65 * 100 + 101 * 10))  # room for three mlp:100 students
+    runs = [Run(i, BASE.replace(temperature=float(1 + i)), i in (0, 3)) for i in range(5)]
+    with batch.stacking(True):
+        groups = plan(runs, digits)
+    assert [([r.key for r in g.runs], g.students, g.stacked) for g in groups] == [
+        ([0, 1], 3, True), ([2, 3], 3, True), ([4], 1, False)]
+
+
 def test_run_all_stacked_keeps_the_results_shape(digits, monkeypatch):
     calls = []
     real = batch.train_stacked

@@ -27,6 +27,7 @@ from kdlab.training.stacked import Student, kl_ce_form, linear_layers, stacked_p
 
 RunProgress = Callable[[Hashable, str, Event], None]  # (run key, role, event); role as in run_distill
 SCRATCH = kl_ce_form("hinton", 4.0, 0.0, teacher=False, labels=True)  # run_distill's twin: plain CE
+STACK_PARAMS = 16_000_000  # parameters in one stack at most: with gradients and Adam's two states, 256 MB
 _STACKING: contextvars.ContextVar[bool | None] = contextvars.ContextVar("kdlab_stacking", default=None)
 
 
@@ -89,12 +90,30 @@ def plan(runs: Sequence[Run], data: Dataset) -> list[Group]:
         group.rows.append(rows)
         group.students += 1 + run.scratch
     forced = _STACKING.get()
+    out: list[Group] = []
     for key, group in groups.items():
-        if key[0] != "alone":
-            macs = sum(i * o for i, o in _layers(group.runs[0].config.student, data.input_shape, data.num_classes))
-            pays = stacked_pays(group.students, macs, _flat(data.input_shape)) if forced is None else forced
-            group.stacked = pays and group.students > 1
-    return list(groups.values())
+        if key[0] == "alone":
+            out.append(group)
+            continue
+        layers = _layers(group.runs[0].config.student, data.input_shape, data.num_classes)
+        for part in _split(group, max(1, STACK_PARAMS // sum((i + 1) * o for i, o in layers))):
+            macs = sum(i * o for i, o in layers)
+            pays = stacked_pays(part.students, macs, _flat(data.input_shape)) if forced is None else forced
+            part.stacked = pays and part.students > 1
+            out.append(part)
+    return out
+
+
+def _split(group: Group, cap: int) -> list[Group]:
+    """``group`` in stacks of at most ``cap`` students (a run and its scratch twin stay together)."""
+    parts = [Group([], False, 0, [])]
+    for run, rows in zip(group.runs, group.rows):
+        if parts[-1].runs and parts[-1].students + 1 + run.scratch > cap:
+            parts.append(Group([], False, 0, []))
+        parts[-1].runs.append(run)
+        parts[-1].rows.append(rows)
+        parts[-1].students += 1 + run.scratch
+    return parts
 
 
 def _stack_key(run: Run, data: Dataset, rows: torch.Tensor) -> Hashable | None:
