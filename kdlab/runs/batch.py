@@ -188,8 +188,11 @@ def _stacked(group: Group, data: Dataset, store: TeacherStore | None, on_progres
     seconds = (time.perf_counter() - t0) / len(students)  # each student's share, as the stack's history says
     reports: list[dict[str, StudentReport]] = [{} for _ in runs]
     sizes = model_sizes(students[0].model, data.input_shape)  # one architecture: measured once
-    for (i, role), student, ev in zip(roles, students, last):
-        reports[i][role] = student_report(role, runs[i].config, data, teachers[i], student.model, seconds, ev, sizes,
-                                          student.test_logits)  # its final evaluation's, the same numbers
+    try:
+        for (i, role), student, ev in zip(roles, students, last):
+            reports[i][role] = student_report(role, runs[i].config, data, teachers[i], student.model, seconds, ev,
+                                              sizes, student.test_logits)  # its final evaluation's, the same numbers
+    except RunStopped:  # the time limit came before a first epoch ended: as _serial, the batch ends here
+        return {}, True
     return {run.key: RunResult(run.config, data, t, r["distilled"], r.get("scratch"))
             for run, t, r in zip(runs, teachers, reports)}, False
