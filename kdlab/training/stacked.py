@@ -48,7 +48,16 @@ PARTS = ("train_loss", "hard", "soft")  # the names engine.train's step metrics 
 # student (for these MLPs its lean step, a stack of one) over the stack's time per student step, measured by
 # ``python -m scripts.calibrate_stacked`` on this 2-core VM (the thread count engine.train picks; each student
 # its own seed, so no shared first layer: the stack's worst case). Rows: (input width, MACs per example, {K: ratio}).
-CALIBRATION: tuple[tuple[int, int, dict[int, float]], ...] = ()
+CALIBRATION: tuple[tuple[int, int, dict[int, float]], ...] = (  # measured 2026-12-01 under load 6-11 (others' jobs)
+    (64, 740, {2: 1.53, 4: 2.61, 8: 4.86, 16: 4.4}),
+    (64, 7400, {2: 1.28, 4: 2.68, 8: 2.67, 16: 3.67}),
+    (64, 112200, {2: 1.31, 4: 1.37, 8: 0.97, 16: 1.41}),
+    (64, 699200, {2: 1.8, 4: 2.69, 8: 2.82, 16: 3.82}),
+    (784, 8040, {2: 1.97, 4: 1.79, 8: 1.54, 16: 2.65}),
+    (784, 79400, {2: 0.99, 4: 1.69, 8: 1.18, 16: 1.35}),
+    (784, 328200, {2: 1.04, 4: 1.15, 8: 1.3, 16: 1.21}),
+    (784, 1275200, {2: 2.02, 4: 1.76, 8: 2.59, 16: 3.58}),
+)
 PAYS = 1.1  # a stack must be measured at least this much faster: below it, noise could make it the slower way
 
 
