@@ -36,7 +36,7 @@ def epoch(data, split: Split, lean: bool, steps: int | None = None) -> float:
 
 
 def floor(data) -> float:
-    """One epoch of the matmuls alone: x W1ᵀ, h W2ᵀ forward; g2ᵀ h, g2 W2, g1ᵀ x backward (no input gradient)."""
+    """One epoch of the matmuls alone: x W1ᵀ, h W2ᵀ forward; g2ᵀ h, g2 W2, g1ᵀ x backward (no input grad)."""
     d, c = data.x_train[0].numel(), data.num_classes
     x, h = torch.randn(BATCH, d), torch.randn(BATCH, HIDDEN)
     w1, w2 = torch.randn(HIDDEN, d), torch.randn(c, HIDDEN)

@@ -197,7 +197,8 @@ def stacked_section(datasets: tuple[str, ...], data_dir: str | None, repeats: in
             times["serial"].append(s)
             times["stacked"].append(t)
             say(f"{name} sweep {i + 1}/{repeats}: serial {s:.2f} s, stacked {t:.2f} s")
-        diffs = [100 * abs(a[k] - b[k]) for a, b in zip(serial, stack) for k in ("student_accuracy", "scratch_accuracy")]
+        diffs = [100 * abs(a[k] - b[k]) for a, b in zip(serial, stack)
+                 for k in ("student_accuracy", "scratch_accuracy")]
         med = {k: statistics.median(v) for k, v in times.items()}
         out[name] = {"serial_s": med["serial"], "stacked_s": med["stacked"], "ratio": med["serial"] / med["stacked"],
                      "runs_s": times, "max_accuracy_difference_pp": max(diffs),
