@@ -137,9 +137,13 @@ def join_panel(big: bool = False) -> None:
     if address.url is None:
         st.info(address.note, icon=":material/lan:")
         return
-    code, text = st.columns([1, 2] if big else [1, 3], vertical_alignment="center")
+    code, text = st.columns([1, 2], vertical_alignment="center")
     _code(address.url, big, code)
-    text.markdown(f"Open **{address.url}** in a browser, or scan the code with a phone's camera.")
+    if big:  # the projector's view: an address large enough to type from the back of the room
+        text.markdown(f"### {address.url}")
+        text.markdown("Open this address in a browser, or scan the code with a phone's camera.")
+    else:
+        text.markdown(f"Open **{address.url}** in a browser, or scan the code with a phone's camera.")
     text.caption("Every device on the same network as this server can join; each browser gets its own "
                  "session, and runs wait their turn on the server's workers.")
 

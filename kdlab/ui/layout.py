@@ -117,7 +117,7 @@ def header(title: str, caption: str, join: bool = True) -> None:
     them, for the students who come late (``join=False``: the page shows the panel itself)."""
     address = app_address() if join and presenter() else None
     if address is not None and address.url is not None:
-        left, right = st.columns([6, 1], vertical_alignment="center")
+        left, right = st.columns([4, 1], vertical_alignment="center")  # room for the button at 1024 wide
         left.title(title)
         with right:
             join_popover(address.url)

@@ -212,3 +212,21 @@ def matrix_from_svg(svg: str) -> list[list[int]]:
     rows = [r for r in range(size) if any(grid[r])]
     cols = [c for c in range(size) if any(grid[r][c] for r in range(size))]
     return [row[cols[0]:cols[-1] + 1] for row in grid[rows[0]:rows[-1] + 1]]
+
+
+def matrix_from_pixels(gray, modules: range = range(21, 54, 4)) -> list[list[int]]:
+    """The module matrix of a screenshot of a QR code (a PIL image in mode "L" with a light quiet zone): the dark
+    bounding box, sampled at module centres for each possible size until one decodes."""
+    dark = [(x, y) for y in range(gray.height) for x in range(gray.width) if gray.getpixel((x, y)) < 128]
+    x0, x1 = min(x for x, _ in dark), max(x for x, _ in dark)
+    y0 = min(y for _, y in dark)
+    for n in modules:
+        step = (x1 - x0 + 1) / n
+        m = [[int(gray.getpixel((int(x0 + (c + .5) * step), int(y0 + (r + .5) * step))) < 128) for c in range(n)]
+             for r in range(n)]
+        try:
+            decode(m)
+            return m
+        except (AssertionError, IndexError):
+            continue
+    raise AssertionError("no QR code size fits these pixels")
