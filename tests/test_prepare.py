@@ -99,7 +99,8 @@ def no_mnist(tmp_path, monkeypatch):
     from kdlab.data import sources
 
     monkeypatch.setattr(sources, "SYSTEM_DATA_ROOT", tmp_path / "system")
-    monkeypatch.setenv("KDLAB_DATA_DIR", str(tmp_path / "none"))
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("KDLAB_DATA_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("KDLAB_MNIST_MIRROR", "http://127.0.0.1:9/")
 
 

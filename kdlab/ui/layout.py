@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 import streamlit as st
 
 from kdlab.base.errors import KdlabError
+from kdlab.serve.jobs import Busy
 from kdlab.ui import process, state
 from kdlab.ui.join import app_address, join_popover
 
@@ -141,9 +142,13 @@ def explain(title: str, name: str) -> None:
 
 @contextlib.contextmanager
 def errors_as_messages() -> Iterator[None]:
-    """A KdlabError inside the block shows as ``st.error(message)``, never a traceback."""
+    """A KdlabError inside the block shows as ``st.error(message)``, never a traceback; when it is this
+    session's other job that is in the way (one active job a session), a button stops that job."""
     try:
         yield
+    except Busy as exc:
+        st.error(f"{str(exc)[0].upper()}{str(exc)[1:]}.")
+        st.button(f"Stop “{exc.job.label}”", key="busy.stop", on_click=exc.job.stop)
     except KdlabError as exc:
         st.error(str(exc))
 

@@ -101,8 +101,7 @@ def _teacher_progress(job: Job) -> None:
     ev = events[-1] if events else None
     st.progress(ev.step / max(1, ev.total_steps) if ev else 0.0, text=live.teacher_line(events, elapsed))
     if ev is not None:
-        layout.chart(plots.teacher_training(live.teacher_curve(events), ev.total_steps,
-                                            presenter=layout.presenter()), key="live_teacher")
+        layout.chart(plots.teacher_training(live.teacher_curve(events), ev.total_steps), key="live_teacher")
 
 
 def examples_of(view: View, data: Dataset, teacher: Teacher) -> list[int]:
