@@ -276,3 +276,16 @@ def sweep_heatmap(temperatures: Sequence[float], alphas: Sequence[float], z: Seq
     fig.update_xaxes(title_text="α (weight of the soft term)", type="category")
     fig.update_yaxes(title_text="temperature T", type="category")
     return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"), margin=dict(l=10, r=10, t=10 + 30 * bool(title), b=10))
+
+
+def fraction_bars(fractions: dict[str, float], title: str = "") -> go.Figure:
+    """Horizontal bars of fractions (0..1+, e.g. a student's size as a fraction of its teacher's), labelled in %,
+    on an axis from 0 to 100 % and beyond only if a fraction is."""
+    names, values = list(fractions), [float(v) for v in fractions.values()]
+    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=ROLE_COLORS["distilled"],
+                           text=[f"{100 * v:.0f} %" for v in values], textposition="outside", cliponaxis=False))
+    fig.add_vline(x=1.0, line=dict(color=ROLE_COLORS["teacher"], dash="dash", width=2))
+    fig.update_xaxes(range=[0, max(1.15, 1.15 * max(values))], tickformat=".0%")
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, 80 + 60 * len(names), showlegend=False, title=dict(text=title, x=0, xanchor="left"),
+                   margin=dict(l=10, r=40, t=40 if title else 10, b=10))

@@ -11,7 +11,8 @@ PAGES = {"Distill": "Train a student live, beside a scratch twin; results and co
          "Temperature": "Watch soft targets flatten as T rises, on the teacher's cached outputs.",
          "Sweep": "A grid over T × α (× seeds): where does distillation help most?",
          "Runs": "Every finished run, overlaid; download configs, results and weights.",
-         "Experiments": "Hinton 2015's experiments, several seeds each."}
+         "Experiments": "Hinton 2015's experiments, several seeds each.",
+         "Lesson": "Distillation's story in six steps, for a lecture: what to look for, and the lab's own results."}
 
 
 def home() -> None:

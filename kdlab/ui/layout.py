@@ -18,7 +18,8 @@ from kdlab.ui.join import app_address, join_popover
 
 # Material icons ship with Streamlit's frontend: they render even where no emoji font is installed.
 ICONS = {"Home": ":material/home:", "Distill": ":material/science:", "Temperature": ":material/thermostat:",
-         "Sweep": ":material/grid_on:", "Runs": ":material/history:", "Experiments": ":material/biotech:"}
+         "Sweep": ":material/grid_on:", "Runs": ":material/history:", "Experiments": ":material/biotech:",
+         "Lesson": ":material/school:"}
 CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 PAGE_FILE = re.compile(r"(\d+)_(\w+)\.py")
 ROOT = Path(__file__).resolve().parents[2]  # the folder of app.py, pages/ and assets/
