@@ -10,7 +10,7 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Iterator
 
 import torch
 
@@ -24,6 +24,7 @@ from kdlab.base.errors import ConfigError, DataUnavailableError
 from kdlab.training.metrics import evaluate, with_bias
 from kdlab.training.models import validate_spec
 from kdlab.base.registry import Registry
+from kdlab.runs.prepare import TEACHER_SOURCES
 from kdlab.runs.teacher import RunStopped
 
 log = logging.getLogger(__name__)
@@ -282,3 +283,15 @@ def register(name: str, title: str, settings: dict[str, Settings], plan: Plan, r
 
 FASHION_TEACHER = dict(teacher="mlp:1200-1200", teacher_epochs=3)
 DIGITS_TEACHER = dict(teacher="mlp:500", teacher_epochs=20)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ready before class (kdlab.runs.prepare): the teachers of every experiment on every dataset it has settings
+# for, built as ``Settings.config`` builds them, so ``kdlab prepare`` caches the very ones the runs ask for.
+
+@TEACHER_SOURCES.register("experiments")
+def _experiment_teachers() -> Iterator[tuple[TeacherConfig, str]]:
+    for name in EXPERIMENTS.names():
+        for dataset, s in EXPERIMENTS.get(name).settings.items():
+            cfg = DistillConfig(dataset=dataset, teacher=s.teacher, teacher_train=s.teacher_train())
+            yield cfg.teacher_config(), f"experiment {name}"
