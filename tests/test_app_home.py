@@ -119,3 +119,18 @@ def test_presenter_mode_shows_the_join_code_first_and_beside_every_pages_title(a
     inside = list(popover[0].children.values())
     assert [type(e).__name__ for e in inside] == ["Image", "Markdown"] and inside[1].value == f"**{CLASS_URL}**"
     assert _qr_texts(app) == [CLASS_URL]
+
+
+def test_presenter_mode_enlarges_every_charts_type(app, finish_jobs):
+    import json
+
+    app.switch_page("pages/6_Lesson.py").run()
+    if any(b.key == "lesson.run.teacher" for b in app.button):  # step 1 needs the presets' teacher
+        app.button(key="lesson.run.teacher").click().run()
+        finish_jobs(app)
+    normal = json.loads(app.get("plotly_chart")[0].proto.spec)["layout"]["font"]["size"]
+    app.query_params["present"] = "1"
+    app.run()
+    app.switch_page("pages/6_Lesson.py").run()
+    big = json.loads(app.get("plotly_chart")[0].proto.spec)["layout"]["font"]["size"]
+    assert big > normal

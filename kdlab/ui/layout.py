@@ -110,7 +110,12 @@ def _until_imported(module: str) -> None:
 
 
 def chart(fig, key: str, where=None) -> None:
-    """A Plotly figure with kdlab's own styling (kdlab.plots.figures), not Streamlit's theme: large projector fonts."""
+    """A Plotly figure with kdlab's own styling (kdlab.plots.figures), not Streamlit's theme: large projector fonts,
+    larger still in presenter mode."""
+    if presenter():
+        from kdlab.plots.figures import for_presenter
+
+        fig = for_presenter(fig)
     (where or st).plotly_chart(fig, key=key, theme=None, config=CHART_CONFIG)
 
 
