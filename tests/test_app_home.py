@@ -129,8 +129,7 @@ def test_presenter_mode_enlarges_every_charts_type(app, finish_jobs):
         app.button(key="lesson.run.teacher").click().run()
         finish_jobs(app)
     normal = json.loads(app.get("plotly_chart")[0].proto.spec)["layout"]["font"]["size"]
-    app.query_params["present"] = "1"
+    app.session_state["kd.presenter"] = True  # the sidebar's switch (?present=1 sets the same)
     app.run()
-    app.switch_page("pages/6_Lesson.py").run()
     big = json.loads(app.get("plotly_chart")[0].proto.spec)["layout"]["font"]["size"]
     assert big > normal
