@@ -148,8 +148,10 @@ def test_stop_keeps_what_was_learnt_and_names_the_stopped_model(distill, finish_
     assert not any("Stale" in w.value for w in at.warning)  # a stopped run is not mistaken for stale results
     record = at.session_state["kd.runs"][0]
     assert record.reason == "stopped" and record.distilled[0].steps < 2000 and record.distilled[0].history
-    assert not record.scratch and not record.id  # the twin never started; a stopped run is not saved
-    assert list(at.table[0].value.index) == ["teacher", "distilled student"]
+    assert not record.id  # a stopped run is not saved
+    # The twin trains in lockstep with the distilled student (one stack), so it stopped at the same step.
+    assert [m.steps for m in record.scratch] == [record.distilled[0].steps]
+    assert list(at.table[0].value.index) == ["teacher", "distilled student", "scratch student"]
 
 
 def test_a_queued_run_shows_its_place_then_completes(distill, finish_jobs, monkeypatch):
@@ -195,7 +197,7 @@ def test_one_job_a_session_across_pages_and_the_other_can_be_stopped(distill, fi
     try:
         distill.button(key="run").click().run()
         message = next(e.value for e in distill.error if "already have a run in progress" in e.value)
-        assert "'sweep'" in message and "kd.job.distill" not in distill.session_state
+        assert "“sweep”" in message and "kd.job.distill" not in distill.session_state
         distill.button(key="busy.stop").click().run()  # the offered Stop
         assert sweep.should_stop()
     finally:

@@ -55,7 +55,16 @@ class Busy(KdlabError):
 
 
 class QueueFull(KdlabError):
-    """The queue (of the whole server, or of one client address) has no room for another job."""
+    """The queue (of the whole server, or of one client address) has no room for another job; ``waiting`` jobs
+    are queued (``per_client``: from the caller's address)."""
+
+    def __init__(self, waiting: int, per_client: bool):
+        self.waiting, self.per_client = waiting, per_client
+        if per_client:
+            super().__init__(f"{waiting} runs from your address are already waiting (the limit per address, "
+                             f"KDLAB_QUEUE_PER_CLIENT); wait until one of them starts")
+        else:
+            super().__init__(f"the server is busy ({waiting} runs waiting); try again in a minute")
 
 
 @dataclass(eq=False)  # a job is equal only to itself: queue lookups by identity, never field by field
@@ -155,12 +164,11 @@ class JobPool:
             if owner is not None and (mine := self._active.get(owner)) is not None and mine.active:
                 raise Busy(mine)
             if len(self._queue) >= self.max_queue:
-                raise QueueFull(f"the server is busy ({len(self._queue)} runs waiting); try again in a minute")
+                raise QueueFull(len(self._queue), per_client=False)
             if client is not None and self.max_queued_per_client:
                 waiting = sum(1 for j in self._queue if j.client == client)
                 if waiting >= self.max_queued_per_client:
-                    raise QueueFull(f"{waiting} runs from your address are already waiting (the limit per address, "
-                                    f"KDLAB_QUEUE_PER_CLIENT); wait until one of them starts")
+                    raise QueueFull(waiting, per_client=True)
             limit = self.job_seconds or None
             job = Job(fn, alive, label, next(self._ids), owner=owner, client=client, max_seconds=limit)
             self._queue.append(job)

@@ -17,6 +17,7 @@ import streamlit as st
 
 from kdlab.base.errors import KdlabError
 from kdlab.base.settings import MAX_TEXT, Setting, Table, from_params, get, put, to_params
+from kdlab.ui.i18n import t
 
 Note = Callable[[Any, Any], None]  # (where, state): draws a caption under a group of the sidebar
 
@@ -33,10 +34,11 @@ def reset(table: Table, prefix: str) -> None:
 
 def draw(table: Table, state: Any, prefix: str, where: Any, *, names: Sequence[str] | None = None,
          options: dict[str, list] | None = None, formats: dict[str, Callable] | None = None,
-         notes: dict[str, Note] | None = None, more: str = "More settings") -> Any:
+         notes: dict[str, Note] | None = None, more: str | None = None) -> Any:
     """The widgets of ``table`` (or of ``names``) in order, grouped under their group headings, the rows marked
-    ``more`` in one expander at the end; returns the state with their values. ``options`` replaces a row's
-    options (e.g. a dataset's classes); ``notes`` draws a caption after a group."""
+    ``more`` in one expander at the end (titled ``more``); returns the state with their values. ``options``
+    replaces a row's options (e.g. a dataset's classes); ``notes`` draws a caption after a group. The table's
+    texts are shown in the reader's language."""
     rows = [s for s in table if s.ui and s.widget != "none" and (names is None or s.name in names)]
     options, formats, notes = options or {}, formats or {}, notes or {}
     expander = None
@@ -46,13 +48,13 @@ def draw(table: Table, state: Any, prefix: str, where: Any, *, names: Sequence[s
             continue
         box = where
         if s.more:
-            expander = expander or where.expander(more)
+            expander = expander or where.expander(more or t("More settings"))
             box = expander
         elif s.group != group and names is None:
             if group in notes:
                 notes[group](where, state)
             group = s.group
-            where.markdown(f"**{group}**")
+            where.markdown(f"**{t(group)}**")
         value = _widget(box, s, key(prefix, s), get(state, s), options.get(s.name), formats.get(s.name), s.upper(state))
         state = put(state, s, _checked(s, value))
     if group in notes:
@@ -103,23 +105,24 @@ def _widget(box: Any, s: Setting, k: str, value: Any, options: list | None, fmt:
     if s.kind == "spec" and value not in opts:
         opts.append(value)  # a typed spec stays selectable
     _seed(s, k, value, opts, high)
-    common = dict(key=k, help=s.help or None)
+    label = t(s.label)
+    common = dict(key=k, help=t(s.help) if s.help else None)
     if s.widget == "radio":
-        return box.radio(s.label, opts, horizontal=True, format_func=fmt or str, **common)
+        return box.radio(label, opts, horizontal=True, format_func=fmt or str, **common)
     if s.widget == "select":
-        return box.selectbox(s.label, opts, format_func=fmt or str, **common)
+        return box.selectbox(label, opts, format_func=fmt or str, **common)
     if s.kind in ("choice", "spec"):
-        return box.selectbox(s.label, opts, accept_new_options=s.kind == "spec", format_func=fmt or str, **common)
+        return box.selectbox(label, opts, accept_new_options=s.kind == "spec", format_func=fmt or str, **common)
     if s.kind == "float":
-        return box.slider(s.label, float(s.low), float(high), step=s.step, format=f"%.{s.digits or 2}f", **common)
+        return box.slider(label, float(s.low), float(high), step=s.step, format=f"%.{s.digits or 2}f", **common)
     if s.kind in ("ladder",) or (s.kind == "int" and opts):
-        return box.select_slider(s.label, opts, format_func=fmt or (lambda x: f"{x:g}"), **common)
+        return box.select_slider(label, opts, format_func=fmt or (lambda x: f"{x:g}"), **common)
     if s.kind == "int":  # a float input: Streamlit itself crashes on a forged NaN for an int one
-        value = box.number_input(s.label, float(s.low), float(high), step=float(s.step or 1), format="%.0f", **common)
+        value = box.number_input(label, float(s.low), float(high), step=float(s.step or 1), format="%.0f", **common)
         return int(value)
     if s.kind == "bool":
-        return box.toggle(s.label, **common)
-    return tuple(box.multiselect(s.label, opts, format_func=fmt or (lambda x: f"{x:g}"), **common))
+        return box.toggle(label, **common)
+    return tuple(box.multiselect(label, opts, format_func=fmt or (lambda x: f"{x:g}"), **common))
 
 
 def _seed(s: Setting, k: str, value: Any, opts: list, high: float | None) -> None:
@@ -133,7 +136,7 @@ def _seed(s: Setting, k: str, value: Any, opts: list, high: float | None) -> Non
         st.session_state[k] = current  # re-assigned: a value kept from another page reaches this page's widget
         return
     if current is not missing:
-        st.warning(f"An invalid value for “{s.label}” was ignored.")
+        st.warning(t("An invalid value for “{label}” was ignored.", label=t(s.label)))
     st.session_state[k] = _as_widget(s, value)
 
 

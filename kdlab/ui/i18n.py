@@ -1,29 +1,28 @@
-"""The app's texts in the reader's language: English, the source texts written in the code, or Simplified
-Chinese (简体中文) from the catalog in ``assets/i18n/zh/*.json`` (one file per module, so modules are translated
-independently).
-
-``t(text, **values)`` returns ``text`` in the session's language, then fills its ``{placeholders}`` with
-``values`` (``str.format``), so numbers and formulas are formatted the same in both languages. The language
-is chosen per session, by the sidebar's switch or the URL flag ``?lang=zh``, never for everyone.
-``asset(name)`` is a page text of ``assets/`` (``assets/zh/`` in Chinese). tests/test_i18n.py fails when a
-text the app shows has no translation.
+"""The app's language, per browser session: the sidebar's switch or the URL flag ``?lang=zh`` chooses it, never
+for everyone. Importing this module tells kdlab.base.i18n to read it, so ``t()`` (re-exported here) answers in
+the session's language everywhere, also in the figures the plots layer draws. ``asset(name)`` is a page text of
+``assets/`` (``assets/zh/`` in Chinese).
 """
 from __future__ import annotations
 
 import functools
-import json
-from pathlib import Path
-from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-ROOT = Path(__file__).resolve().parents[2] / "assets"
-LANGUAGES = {"en": "English", "zh": "简体中文"}
+from kdlab.base.i18n import ASSETS, LANGUAGES, SOURCE, N_, language, read_language_from, t
+
+__all__ = ["LANG", "N_", "SOURCE", "asset", "language", "language_switch", "set_from_url", "t"]
 LANG = "kd.lang"  # the session's language
 
 
-def language() -> str:
-    return st.session_state.get(LANG, "en")
+def _session_language() -> str:
+    if get_script_run_ctx(suppress_warning=True) is None:  # a pool's thread, a test of the core
+        return SOURCE
+    return st.session_state.get(LANG, SOURCE)
+
+
+read_language_from(_session_language)
 
 
 def set_from_url() -> None:
@@ -32,40 +31,23 @@ def set_from_url() -> None:
         st.session_state[LANG] = lang
 
 
-def t(text: str, **values: Any) -> str:
-    """``text`` in the session's language, its ``{placeholders}`` filled from ``values``."""
-    lang = language()
-    out = text if lang == "en" else catalog(lang).get(text, text)
-    return out.format(**values) if values else out
-
-
-@functools.lru_cache(maxsize=4)
-def catalog(lang: str) -> dict[str, str]:
-    """Every translation of ``lang``: the union of its files (English source text -> translation)."""
-    merged: dict[str, str] = {}
-    for path in sorted((ROOT / "i18n" / lang).glob("*.json")):
-        merged.update(json.loads(path.read_text(encoding="utf-8")))
-    return merged
-
-
-def asset_path(name: str, lang: str) -> Path:
-    return ROOT / name if lang == "en" else ROOT / lang / name
-
-
-@functools.lru_cache(maxsize=64)
-def _asset(name: str, lang: str) -> str:
-    return asset_path(name, lang).read_text(encoding="utf-8")
-
-
-def asset(name: str) -> str:
-    return _asset(name, language())
-
-
 def language_switch() -> None:
     """The sidebar's choice of language; the URL keeps it (``?lang=zh``), so a link opens in it."""
+    if st.session_state.get(LANG) not in LANGUAGES:  # unset, or a forged value
+        st.session_state[LANG] = SOURCE
     st.sidebar.radio("Language · 语言", list(LANGUAGES), format_func=LANGUAGES.get, key=LANG, horizontal=True)
-    if language() == "en":
+    if language() == SOURCE:
         if "lang" in st.query_params:
             del st.query_params["lang"]
     else:
         st.query_params["lang"] = language()
+
+
+@functools.lru_cache(maxsize=64)
+def _asset(name: str, lang: str) -> str:
+    return (ASSETS / name if lang == SOURCE else ASSETS / lang / name).read_text(encoding="utf-8")
+
+
+def asset(name: str) -> str:
+    """The page text ``assets/<name>`` in the session's language."""
+    return _asset(name, language())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib
 import re
 import sys
@@ -12,8 +11,9 @@ from typing import Callable, Iterator
 import streamlit as st
 
 from kdlab.base.errors import KdlabError
-from kdlab.serve.jobs import Busy
-from kdlab.ui import process, state
+from kdlab.serve.jobs import Busy, Job, QueueFull
+from kdlab.ui import i18n, process, state
+from kdlab.ui.i18n import SOURCE, t
 from kdlab.ui.join import app_address, join_popover
 
 # Material icons ship with Streamlit's frontend: they render even where no emoji font is installed.
@@ -67,10 +67,12 @@ def navigation():
 
     if st.query_params.get("present") in ("1", "true"):
         st.session_state[PRESENTER] = True
+    i18n.set_from_url()
     st.set_page_config(page_title="kdlab", page_icon="🧪", layout="wide",
                        initial_sidebar_state="collapsed" if presenter() else "auto")
-    entries = [st.Page(home, title="Home", icon=ICONS["Home"], default=True, url_path="home")]
-    entries += [st.Page(str(path), title=title, icon=ICONS.get(title)) for path, title in pages()]
+    entries = [st.Page(home, title=t("Home"), icon=ICONS["Home"], default=True, url_path="home")]
+    # A page's address comes from its file name, so a link is the same in every language.
+    entries += [st.Page(str(path), title=t(title), icon=ICONS.get(title)) for path, title in pages()]
     page = st.navigation(entries)
     st.session_state[ROUTED] = True
     if presenter():
@@ -84,7 +86,8 @@ def presenter() -> bool:
 
 def presenter_toggle() -> None:
     """The sidebar's switch for projecting; the URL keeps it (``?present=1``), so a link opens in it."""
-    on = st.sidebar.toggle("Presenter mode", key=PRESENTER, help="Large type and a collapsed sidebar, for a projector.")
+    on = st.sidebar.toggle(t("Presenter mode"), key=PRESENTER,
+                           help=t("Large type and a collapsed sidebar, for a projector."))
     if on:
         st.query_params["present"] = "1"
     elif "present" in st.query_params:
@@ -106,7 +109,7 @@ def when_imported(module: str, draw: Callable[[], None]) -> None:
 def _until_imported(module: str) -> None:
     if module in sys.modules:
         st.rerun()  # the whole page, which now draws what needed the module
-    st.caption("Loading…")
+    st.caption(t("Loading…"))
 
 
 def chart(fig, key: str, where=None) -> None:
@@ -135,15 +138,11 @@ def header(title: str, caption: str, join: bool = True) -> None:
         st.success(notice)
 
 
-@functools.lru_cache(maxsize=32)
-def asset_text(name: str) -> str:
-    return (ASSETS / name).read_text(encoding="utf-8")
-
-
 def explain(title: str, name: str) -> None:
-    """An explanation from ``assets/<name>.md`` in a closed expander: the projector view stays clean."""
+    """An explanation from ``assets/<name>.md`` (in the session's language) in a closed expander: the projector
+    view stays clean. ``title`` is translated by the caller."""
     with st.expander(title):
-        st.markdown(asset_text(f"{name}.md"))
+        st.markdown(i18n.asset(name + ".md"))
 
 
 @contextlib.contextmanager
@@ -153,10 +152,35 @@ def errors_as_messages() -> Iterator[None]:
     try:
         yield
     except Busy as exc:
-        st.error(f"{str(exc)[0].upper()}{str(exc)[1:]}.")
-        st.button(f"Stop “{exc.job.label}”", key="busy.stop", on_click=exc.job.stop)
+        st.error(busy_message(exc.job))
+        st.button(t("Stop “{label}”", label=exc.job.label), key="busy.stop", on_click=exc.job.stop)
     except KdlabError as exc:
-        st.error(str(exc))
+        st.error(message(exc))
+
+
+def busy_message(job: Job) -> str:
+    what = t("waiting in the queue") if job.status == "queued" else t("running")
+    return t("You already have a run in progress: “{label}”, {state} for {elapsed}. Stop it or wait until it "
+             "finishes, then start the next one.", label=job.label, state=what, elapsed=duration(job.elapsed()))
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return t("{s} s", s=seconds) if seconds < 60 else t("{m} min {s:02d} s", m=seconds // 60, s=seconds % 60)
+
+
+def message(exc: KdlabError) -> str:
+    """``exc``'s message for this reader. The pool's, which a class meets, are in the reader's language; the
+    others (a forged link's value, a damaged file: what the widgets cannot produce) stay in English, introduced
+    in the reader's language."""
+    if isinstance(exc, QueueFull):
+        if exc.per_client:
+            return t("{waiting} runs from your address are already waiting; wait until one of them starts.",
+                     waiting=exc.waiting)
+        return t("The server is busy ({waiting} runs waiting); try again in a minute.", waiting=exc.waiting)
+    if i18n.language() == SOURCE:
+        return str(exc)
+    return t("This cannot be done (the reason, in English): {reason}", reason=str(exc))
 
 
 def after_run() -> None:
@@ -164,6 +188,7 @@ def after_run() -> None:
     start importing the heavy modules in the background, after the home page has been sent rather than
     competing with it for the GIL."""
     presenter_toggle()
+    i18n.language_switch()
     stats = process.stats()
-    st.sidebar.caption(f"Server: {stats['running']}/{stats['workers']} workers busy, {stats['queued']} runs waiting.")
+    st.sidebar.caption(t("Server: {running}/{workers} workers busy, {queued} runs waiting.", **stats))
     process.warm_up()
