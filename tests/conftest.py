@@ -1,5 +1,6 @@
 """Shared pytest fixtures and hooks. Append new fixtures below; keep each one small and documented. No test
-module defines a fixture another module needs: it lives here."""
+module defines a fixture another module needs: it lives here. A module whose every test needs its own cache
+folder and one torch thread says ``pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")``."""
 from __future__ import annotations
 
 import os

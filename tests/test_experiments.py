@@ -32,9 +32,7 @@ EXPECTED_ARMS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    """A fresh tmp KDLAB_CACHE_DIR and one torch thread per test (conftest.py); ``digits`` is conftest's too."""
+pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")
 
 
 def _run(name, data, **extra):
