@@ -94,5 +94,5 @@ def test_soft_field_is_the_softmax_at_t():
 
 
 def test_arm_titles():
-    assert pp.arm_title("scratch") == "Scratch: the labels alone"
+    assert pp.arm_title("scratch") == "Scratch"
     assert "44.0 % test" in pp.arm_title("scratch", 0.44) and "step 7" in pp.arm_title("hard", step=7)

@@ -26,8 +26,8 @@ CLASS_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
 SHADE = (0.06, 0.72)  # share of the class colour (the rest white) at no / full confidence: a marked point stands out
 MAX_CONFIDENCE = 0.99  # codes are rounded to 2 decimals: c + 0.996 would round into class c + 1's band
 MAX_TRANSFER_DRAWN = 600  # enough to show where the data lie; fewer keeps a redraw's JSON small
-TITLE_FONT = dict(size=20)
-ARM_TITLES = {"scratch": "Scratch: the labels alone", "hard": "Hard pseudo-labels",
+TITLE_FONT = dict(size=19)  # "Hard pseudo-labels" fits a panel 190 px wide (four across a 1024 px projector)
+ARM_TITLES = {"scratch": "Scratch", "hard": "Hard pseudo-labels",
               "soft": "Soft targets", "teacher": "Teacher"}
 
 
@@ -86,7 +86,7 @@ def boundary_figure(xs: Sequence[float], ys: Sequence[float], probs: np.ndarray,
                 linecolor="#888888", constrain="domain")
     layout = dict(
         title=dict(text=title, x=0.5, xanchor="center", font=TITLE_FONT), height=height, font=FONT,
-        template="none", margin=dict(l=8, r=8, t=74, b=8), plot_bgcolor="white", paper_bgcolor="white",
+        template="none", margin=dict(l=8, r=8, t=66, b=8), plot_bgcolor="white", paper_bgcolor="white",
         showlegend=legend, legend=dict(orientation="h", yanchor="top", y=-0.02, x=0.5, xanchor="center"),
         xaxis=dict(axis, range=[float(xs[0]), float(xs[-1])]),
         yaxis=dict(axis, range=[float(ys[0]), float(ys[-1])], scaleanchor="x", scaleratio=1),
@@ -119,15 +119,15 @@ def arm_title(arm: str, test_accuracy: float | None = None, step: int | None = N
 
 
 def _two_lines(head: str, facts: str) -> str:
-    return head + (f"<br><span style='font-size:16px'>{facts}</span>" if facts else "")
+    return head + (f"<br><span style='font-size:15px'>{facts}</span>" if facts else "")
 
 
 def teacher_figure(xs: Sequence[float], ys: Sequence[float], logits: np.ndarray, temperature: float,
                    classes: Sequence[str], *, test_accuracy: float | None = None, **points) -> go.Figure:
     """The teacher's soft-target field at T (``logits`` (G, G, C) computed once on the grid): the higher T,
     the paler the plane, the more of the teacher's doubt near a boundary reaches the student."""
-    facts = f"{100 * test_accuracy:.1f} % test" if test_accuracy is not None else ""
-    title = _two_lines(f"Teacher's soft targets at T = {temperature:g}", facts)
+    facts = "soft targets" + (f" · {100 * test_accuracy:.1f} % test" if test_accuracy is not None else "")
+    title = _two_lines(f"Teacher at T = {temperature:g}", facts)  # short: a quarter of a projector's width
     return boundary_figure(xs, ys, soft_field(logits, temperature), classes, title, **points)
 
 

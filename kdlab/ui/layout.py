@@ -15,8 +15,9 @@ from kdlab.base.errors import KdlabError
 from kdlab.ui import process, state
 
 # Material icons ship with Streamlit's frontend: they render even where no emoji font is installed.
-ICONS = {"Home": ":material/home:", "Distill": ":material/science:", "Temperature": ":material/thermostat:",
-         "Sweep": ":material/grid_on:", "Runs": ":material/history:", "Experiments": ":material/biotech:"}
+ICONS = {"Home": ":material/home:", "Playground": ":material/scatter_plot:", "Distill": ":material/science:",
+         "Temperature": ":material/thermostat:", "Sweep": ":material/grid_on:", "Runs": ":material/history:",
+         "Experiments": ":material/biotech:"}
 CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 PAGE_FILE = re.compile(r"(\d+)_(\w+)\.py")
 ROOT = Path(__file__).resolve().parents[2]  # the folder of app.py, pages/ and assets/
