@@ -52,6 +52,13 @@ def browser(server):
             b.close()
 
 
+def _drawn(page, timeout_ms: float = 30_000) -> None:
+    """Every element drawn: a widget type's code loads on its first use in a tab and shows a skeleton until then
+    (seconds on a busy machine), so a screenshot taken at "script finished" may show grey boxes."""
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+    page.wait_for_function("() => !document.querySelector(\"[data-testid='stSkeleton']\")", timeout=timeout_ms)
+
+
 def _assert_no_errors(page) -> None:
     assert page.locator("[data-testid='stException']").count() == 0, "an exception is shown"
     errors = page.locator("[data-testid='stAlertContentError']")
@@ -166,7 +173,7 @@ def test_the_playground_trains_live_replays_and_is_saved(server, browser, presen
             live.append((time.perf_counter(), scratch[0]))
         page.wait_for_timeout(50)
     run_s = time.perf_counter() - start
-    page.wait_for_selector(IDLE)
+    _drawn(page)
     _assert_no_errors(page)
     titles = _panel_titles(page)
     assert [t.split("<br>")[0] for t in titles] == ["Teacher at T = 4", "Scratch", "Hard pseudo-labels", "Soft targets"]
@@ -216,7 +223,7 @@ def test_every_page_fits_the_window_and_is_saved(server, browser, size, presente
     page = browser.new_page(viewport=size)
     for path in ("", "/Playground", "/Distill", "/Temperature", "/Sweep", "/Runs", "/Experiments"):
         page.goto(f"{server.url}{path}{'?present=1' if presenter else ''}")
-        page.wait_for_selector(IDLE, timeout=60_000)
+        _drawn(page, 60_000)
         page.wait_for_timeout(500)  # charts finish drawing
         _assert_no_errors(page)
         _assert_nothing_overflows(page, f"{path or '/'} at {size['width']}x{size['height']}")
