@@ -1,7 +1,7 @@
 """Temperature: how softmax(t/T) flattens as T rises, on the teacher's cached logits (no forward pass)."""
 import streamlit as st
 
-from kdlab.ui import layout, settings, temperature
+from kdlab.ui import draw, layout, settings, temperature
 
 layout.require_router()
 layout.header("Temperature", "Soft targets: the teacher's probabilities softened by T. Move T and watch them flatten.")
@@ -20,11 +20,13 @@ student_note = ", orange: the latest distilled student at T." if student is not 
     ". Run a distillation to see the student beside it."
 st.caption("Faint bars: T = 1; solid: the chosen T" + student_note)
 
-left, right = st.columns(2)
-layout.chart(temperature.entropy_curves(data, teacher, idx, t), key="entropy", where=left)
-left.caption("Entropy of each example's soft targets against T: from nearly certain towards uniform (log C).")
-layout.chart(temperature.class_similarity(data, teacher, t), key="similarity", where=right)
-right.caption("Which classes the teacher finds alike: the mass it gives wrong classes, averaged per true class "
-              "(diagonal hidden).")
+draw.draw_ui(data, teacher, t)
+
+layout.chart(temperature.entropy_curves(data, teacher, idx, t), key="entropy")
+st.caption("Entropy of each example's soft targets against T: from nearly certain towards uniform (log C).")
+st.markdown(f"**Average soft targets at T = {t:g}**")
+layout.chart(temperature.class_similarity(data, teacher, t), key="similarity")
+st.caption("Which classes the teacher finds alike: the mass it gives wrong classes, averaged per true class "
+           "(diagonal hidden; the colour scale is fixed at 0 to 0.3, so raising T shows the mass grow).")
 
 layout.explain("Why soften the targets?", "temperature")

@@ -4,7 +4,8 @@ import streamlit as st
 from kdlab.ui import layout, runs
 
 layout.require_router()
-layout.header("Runs", "Every finished run: this session's and those kept on the server's disk.")
+layout.header("Runs", "Every finished run of this browser session, also those kept on the server's disk.")
+runs.lecturer_login()
 with layout.errors_as_messages():
     found = runs.all_runs()
     if not found:

@@ -116,3 +116,66 @@ def finish_jobs():
         return at.run()
 
     return finish
+
+
+# --- store fixtures (tests/test_cache.py, test_teacher.py) ---
+
+
+@pytest.fixture
+def lock_holder(tmp_path):
+    """``with lock_holder(kind, key, root):`` another *process* holds the teacher store's lock on ``key``
+    ("lock": exclusive, as a trainer does; "reading": shared, as a reader does) until the block ends."""
+    import contextlib
+    import os
+    import subprocess
+    import sys
+    import time
+
+    helper = APP_ROOT / "tests" / "helpers" / "teacher_proc.py"
+    procs = []
+
+    @contextlib.contextmanager
+    def hold(kind: str, key: str, root):
+        out = tmp_path / f"holder-{len(procs)}"
+        out.mkdir()
+        env = dict(os.environ, KDLAB_CACHE_DIR=str(root), OMP_NUM_THREADS="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(APP_ROOT), env.get("PYTHONPATH")]))
+        p = subprocess.Popen([sys.executable, str(helper), "hold", str(out), kind, key], cwd=APP_ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        deadline = time.monotonic() + 60
+        while not (out / "holding").exists():
+            assert p.poll() is None, p.communicate()[1]
+            assert time.monotonic() < deadline, "the lock holder never got the lock"
+            time.sleep(0.01)
+        try:
+            yield p
+        finally:
+            (out / "release").touch()
+            p.communicate(timeout=60)
+
+    yield hold
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+
+
+# --- Ray fixtures (tests/test_ray_backend.py, tests/test_ray_pool.py) ---
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A private local Ray for one test module (2 CPUs, every process on 127.0.0.1, no dashboard), shut down
+    after it. Its workers see KDLAB_CACHE_DIR = ``ray_cluster.worker_cache``, a folder of their own: what a
+    task writes there (a teacher it trained) shows that the work ran on a worker."""
+    from kdlab.serve.ray_backend import RayCluster
+
+    cache = tmp_path_factory.mktemp("ray-worker-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KDLAB_CACHE_DIR", str(cache))  # inherited by every Ray process this starts
+        cluster = RayCluster.connect("local:2")
+    cluster.worker_cache = cache
+    cluster.warm()
+    yield cluster
+    cluster.close()

@@ -36,8 +36,8 @@ def test_a_tiny_run_draws_curves_confusions_and_the_table(distill, finish_jobs):
     assert "kd.job.distill" in at.session_state
     finish_jobs(at)
     assert not at.exception and not at.error
-    table = at.dataframe[0].value
-    assert list(table["model"]) == ["teacher", "distilled student", "scratch student"]
+    table = at.table[0].value
+    assert list(table.index) == ["teacher", "distilled student", "scratch student"]
     assert all(float(v) > 50 for v in table["test accuracy (%)"])  # far above digits' chance level of 10 %
 
     curves = _spec(at, "curves")
@@ -67,8 +67,8 @@ def test_three_seeds_show_mean_spread_and_a_verdict_over_seeds(app, finish_jobs)
     app.button(key="run").click().run()
     finish_jobs(app)
     assert not app.exception and not app.error
-    table = app.dataframe[0].value
-    assert "±" in table["test accuracy (%)"][1] and len(table["per seed"][1].split(", ")) == 3
+    table = app.table[0].value
+    assert "±" in table["test accuracy (%)"].iloc[1] and len(table["per seed"].iloc[1].split(", ")) == 3
     verdict = next(m.value for m in [*app.success, *app.info] if "seeds" in m.value)
     assert "of 360 test images" in verdict
     record = app.session_state["kd.runs"][0]
@@ -149,7 +149,7 @@ def test_stop_keeps_what_was_learnt_and_names_the_stopped_model(distill, finish_
     record = at.session_state["kd.runs"][0]
     assert record.reason == "stopped" and record.distilled[0].steps < 2000 and record.distilled[0].history
     assert not record.scratch and not record.id  # the twin never started; a stopped run is not saved
-    assert list(at.dataframe[0].value["model"]) == ["teacher", "distilled student"]
+    assert list(at.table[0].value.index) == ["teacher", "distilled student"]
 
 
 def test_a_queued_run_shows_its_place_then_completes(distill, finish_jobs, monkeypatch):
@@ -182,3 +182,22 @@ def test_at_t_1_the_page_says_why_alpha_changes_little(app, finish_jobs):
     assert "mean top probability of 0.9" in note and "is the label for" in note  # measured on this teacher
     distill.slider(key="lab.temperature").set_value(4.0).run()
     assert not any("α changes little" in i.value for i in distill.sidebar.info)
+
+
+def test_one_job_a_session_across_pages_and_the_other_can_be_stopped(distill, finish_jobs, monkeypatch):
+    import threading
+
+    from kdlab.ui import process
+
+    release = threading.Event()
+    distill.session_state["kd.owner"] = "this-session"  # what runner.session_owner() names the session
+    sweep = process.pool().submit(lambda job: release.wait(30), label="sweep", owner="this-session")  # another page's
+    try:
+        distill.button(key="run").click().run()
+        message = next(e.value for e in distill.error if "already have a run in progress" in e.value)
+        assert "'sweep'" in message and "kd.job.distill" not in distill.session_state
+        distill.button(key="busy.stop").click().run()  # the offered Stop
+        assert sweep.should_stop()
+    finally:
+        release.set()
+    assert sweep.wait(10)

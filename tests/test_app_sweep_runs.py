@@ -36,7 +36,23 @@ def test_runs_lists_session_and_stored_runs_and_overlays_them(app, finish_jobs, 
     assert json.loads(overlay.proto.spec)["data"]
     assert [d.label for d in app.download_button] == ["Config and results (JSON)", "Student weights (safetensors)"]
 
-    fresh = AppTest.from_file(str(APP_ROOT / "app.py"), default_timeout=60).run()  # another browser, or a restart
-    fresh.switch_page("pages/4_Runs.py").run()
-    assert not fresh.exception and len(fresh.dataframe[0].value) >= 1
-    assert not fresh.dataframe[0].value["this session"].any()
+    other = AppTest.from_file(str(APP_ROOT / "app.py"), default_timeout=60).run()  # another student's browser
+    other.switch_page("pages/4_Runs.py").run()
+    assert not other.exception and any("No runs yet" in i.value for i in other.info)  # runs are private
+    assert not [e for e in other.expander if e.label == "Lecturer view"]  # no token set: no lecturer view
+
+
+def test_the_lecturer_sees_every_students_runs_with_the_token(app, finish_jobs, kdlab_cache, monkeypatch):
+    monkeypatch.setenv("KDLAB_LECTURER_TOKEN", "s3cret")
+    app.query_params.update({"steps": "30", "teacher": "mlp:64", "student": "mlp:16"})
+    app.switch_page("pages/1_Distill.py").run()
+    app.button(key="run").click().run()
+    finish_jobs(app)
+    lecturer = AppTest.from_file(str(APP_ROOT / "app.py"), default_timeout=60).run()
+    lecturer.switch_page("pages/4_Runs.py").run()
+    assert any("No runs yet" in i.value for i in lecturer.info)
+    lecturer.text_input(key="runs.token").input("wrong").run()
+    assert any("not the lecturer token" in e.value for e in lecturer.error)
+    lecturer.text_input(key="runs.token").input("s3cret").run()
+    assert not lecturer.exception and len(lecturer.dataframe[0].value) >= 1
+    assert not lecturer.dataframe[0].value["this session"].any()  # another session's run, from the disk

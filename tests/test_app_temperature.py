@@ -29,7 +29,8 @@ def test_higher_temperature_draws_a_flatter_distribution(app, finish_jobs):
     p10, h10 = _teacher_bars(at)
     assert p10 < p1 and h10 > h1
     sim = next(c for c in at.get("plotly_chart") if "similarity" in c.proto.id)
-    assert "T = 10" in json.loads(sim.proto.spec)["layout"]["title"]["text"]
+    assert json.loads(sim.proto.spec)["layout"]["meta"]["temperature"] == 10.0
+    assert any(m.value == "**Average soft targets at T = 10**" for m in at.markdown)
 
 
 def test_every_example_mode_renders(app, finish_jobs):
@@ -52,3 +53,9 @@ def test_a_link_reproduces_the_view(app, finish_jobs):
     assert len(shown) == 3
     fresh.button(key="temp.new").click().run()  # a new random draw is in the link too
     assert fresh.query_params["sample"] == "4"
+
+
+def test_the_drawing_section_waits_for_a_drawing(app, finish_jobs):
+    at = _ready(app, finish_jobs)
+    assert any("Draw your own" in m.value for m in at.markdown)
+    assert any("black square" in i.value for i in at.info)  # nothing drawn yet: an invitation, not a guess

@@ -1,4 +1,7 @@
 """The benchmark runs end to end and reports what it promises (its numbers are read by people, not asserted)."""
+import pytest
+
+from kdlab.base.errors import ConfigError
 from kdlab.cli.bench import _PerExample, _TorchvisionStyle, run_bench
 
 
@@ -18,3 +21,19 @@ def test_reference_datasets_reproduce_kdlabs_normalised_inputs(digits):
             image, label = ds[i]
             assert image.shape == x[i].shape and label == int(y[i])
             assert (image - x[i]).abs().max() < 0.02 * (x.max() - x.min())  # uint8 quantisation only
+
+
+@pytest.mark.parametrize("repeats", [0, -1, True, 2.5, 10_001])
+def test_bad_repeats_are_a_config_error_before_any_work(repeats, kdlab_cache):
+    """Issue 10, failure 4: `kdlab bench --repeats 0` raised StatisticsError after training the teacher."""
+    with pytest.raises(ConfigError, match="repeats"):
+        run_bench(dataset="digits", repeats=repeats, quiet=True)
+    assert not kdlab_cache.exists()  # nothing was trained or cached
+
+
+def test_the_cli_exits_2_for_zero_repeats(kdlab_cache, capsys):
+    from kdlab.cli.main import main
+
+    assert main(["bench", "--dataset", "digits", "--repeats", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "repeats" in err and "Traceback" not in err

@@ -149,6 +149,27 @@ def test_the_temperature_slider_redraws_the_bars_quickly(server, browser):
     assert median < 2.0  # loose: CI machines are shared; the target is printed above
 
 
+def test_a_drawn_digit_gets_the_teachers_soft_targets(server, browser):
+    page = browser.new_page(viewport={"width": 1440, "height": 1400})
+    page.goto(f"{server.url}/Temperature?temperature=3")
+    page.get_by_text("Draw your own").wait_for(timeout=60_000)
+    page.wait_for_selector(IDLE)
+    canvas = page.locator("canvas").last  # the drawing surface (the component stacks its canvases)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    x0, y0 = box["x"] + 0.35 * box["width"], box["y"] + 0.15 * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(1, 31):  # a "1": one long stroke down
+        page.mouse.move(x0 + 0.1 * k, y0 + k * 0.023 * box["height"])
+    page.mouse.up()
+    page.get_by_text("as the model sees it").wait_for(timeout=30_000)
+    page.wait_for_selector(IDLE)
+    _assert_no_errors(page)
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 4  # the drawing's bars beside the examples'
+    page.screenshot(path=str(ARTIFACTS / "browser-draw.png"), full_page=True)
+
+
 def _panel_titles(page) -> list[str]:
     """The titles of the Plotly figures on the page, as drawn (the Playground's: 'Scratch<br>… step 420')."""
     return page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(

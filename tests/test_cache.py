@@ -14,6 +14,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 from safetensors.torch import save as st_save
 
 from kdlab.stores import teacher_cache as cache
-from kdlab.stores.teacher_cache import FILES, FORMAT_VERSION, TeacherStore, decide, teacher_key
+from kdlab.stores.teacher_cache import FILES, FORMAT_VERSION, Lookup, TeacherStore, teacher_key
 from kdlab.base.config import TeacherConfig, TrainConfig
 from kdlab.runs.teacher import MEMORY, get_teacher
 
@@ -121,8 +122,10 @@ def test_key_ignores_where_and_how_long(field, value):
     assert teacher_key(changed) == teacher_key(base)
 
 
-def test_decide():
-    assert [decide(s) for s in ("ok", "missing", "corrupt")] == ["load", "train", "rebuild"]
+def test_read_returns_one_lookup():
+    """read() is the one question (decide() is gone): an entry when usable, else why not; still a 3-tuple."""
+    missing = TeacherStore().read("0123456789abcdef")
+    assert missing == Lookup("missing") == ("missing", None, "") and missing.entry is None
 
 
 def test_cache_root_honours_the_environment(kdlab_cache, monkeypatch):
@@ -232,7 +235,45 @@ CORRUPTIONS = {
         f, "logits.safetensors", st_save({"train": torch.zeros(256, 2)})),
     "tampered meta without accuracy": lambda f: _rewrite_meta(f, test_accuracy=None),
     "tampered meta with a non-dict config": lambda f: _rewrite_meta(f, config=[1]),
+    # issue 10, failure 8: NaN logits were blamed on the learning rate later; int64 / float16 logits were accepted
+    "NaN logits with a valid checksum": lambda f: _plant_logits(f, lambda t: t.index_fill(0, torch.tensor([3]), float("nan"))),
+    "infinite logits with a valid checksum": lambda f: _plant_logits(f, lambda t: t.index_fill(0, torch.tensor([0]), float("inf"))),
+    "int64 logits with a valid checksum": lambda f: _plant_logits(f, lambda t: t.round().long()),
+    "float16 logits with a valid checksum": lambda f: _plant_logits(f, lambda t: t.half()),
+    "NaN weights with a valid checksum": lambda f: _plant_weights(f, lambda t: torch.full_like(t, float("nan"))),
+    # issue 10, failure 7: planted files are refused by type, before a byte is read
+    "weights symlinked to a valid copy": lambda f: _symlink_to_copy(f, "weights.safetensors"),
+    "weights symlinked to /dev/zero": lambda f: _replace_with_symlink(f / "weights.safetensors", "/dev/zero"),
+    "meta.json symlinked to /dev/zero": lambda f: _replace_with_symlink(f / "meta.json", "/dev/zero"),
+    "logits replaced by a folder": lambda f: ((f / "logits.safetensors").unlink(), (f / "logits.safetensors").mkdir()),
+    "meta.json that is huge": lambda f: (f / "meta.json").write_bytes(b" " * (cache.META_MAX_BYTES + 1)),
 }
+
+
+def _plant_logits(folder: Path, change) -> None:
+    from safetensors.torch import load as st_load
+
+    logits = st_load((folder / "logits.safetensors").read_bytes())
+    _plant_with_valid_checksum(folder, "logits.safetensors", st_save({k: change(v) for k, v in logits.items()}))
+
+
+def _plant_weights(folder: Path, change) -> None:
+    from safetensors.torch import load as st_load
+
+    weights = st_load((folder / "weights.safetensors").read_bytes())
+    _plant_with_valid_checksum(folder, "weights.safetensors", st_save({k: change(v) for k, v in weights.items()}))
+
+
+def _replace_with_symlink(path: Path, target) -> None:
+    path.unlink()
+    path.symlink_to(target)
+
+
+def _symlink_to_copy(folder: Path, name: str) -> None:
+    """The same bytes (size and checksum match), but through a symlink out of the entry: never followed."""
+    copy = folder.parent.parent / f"outside-{name}"
+    copy.write_bytes((folder / name).read_bytes())
+    _replace_with_symlink(folder / name, copy)
 
 
 @pytest.mark.parametrize("corrupt", list(CORRUPTIONS), ids=list(CORRUPTIONS))
@@ -482,3 +523,285 @@ def test_remove_one_entry(store, entry):
     store.remove(key)
     assert not folder.exists() and store.read(key)[0] == "missing"
     store.remove(key)  # removing twice is fine
+
+
+@pytest.mark.parametrize("corrupt, words", [
+    ("NaN logits with a valid checksum", ["logits", "'train'", "NaN"]),
+    ("int64 logits with a valid checksum", ["int64", "float32"]),
+    ("float16 logits with a valid checksum", ["float16", "float32"]),
+    ("weights symlinked to /dev/zero", ["weights.safetensors", "symbolic link"]),
+    ("weights symlinked to a valid copy", ["weights.safetensors", "symbolic link"]),
+])
+def test_the_reason_names_the_problem(corrupt, words, store, entry):
+    key, folder = entry
+    CORRUPTIONS[corrupt](folder)
+    t0 = time.perf_counter()
+    found = store.read(key)
+    assert time.perf_counter() - t0 < 5  # /dev/zero is not read (main read 3.2 GB of it, then MemoryError)
+    assert found.state == "corrupt" and all(w in found.problem for w in words), found.problem
+
+
+def test_a_symlinked_entry_is_refused_and_replaced_without_touching_its_target(store, blobs, entry, tmp_path):
+    key, folder = entry
+    outside = tmp_path / "outside-entry"
+    folder.rename(outside)
+    folder.symlink_to(outside, target_is_directory=True)
+    found = store.read(key)
+    assert found.state == "corrupt" and "symbolic link" in found.problem
+    [row] = store.entries()
+    assert row["state"] == "corrupt" and row["size_bytes"] == 0  # its target's bytes are not ours
+    assert get_teacher(CONFIG, blobs, store).source == "trained"
+    assert not folder.is_symlink() and store.read(key).state == "ok"
+    assert sorted(p.name for p in outside.iterdir()) == sorted([*FILES, "meta.json"])  # the target is intact
+
+
+FIFO_PLACES = ["weights.safetensors", "meta.json", "logits.safetensors"]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", FIFO_PLACES)
+def test_a_fifo_in_an_entry_never_blocks_cache_list(name, store, entry, kdlab_cache):
+    """Issue 10, failure 7: a FIFO in place of a file hung `kdlab cache list` (open() waits for a writer)."""
+    key, folder = entry
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
+    p = subprocess.run([sys.executable, "-m", "kdlab", "cache", "list", "--json"], cwd=REPO, capture_output=True,
+                       text=True, env=subprocess_env(kdlab_cache), timeout=60)
+    assert p.returncode == 0, p.stderr
+    [row] = json.loads(p.stdout)["entries"]
+    assert row["state"] == "corrupt" and "FIFO" in row["problem"] and name in row["problem"]
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_or_symlink_as_a_lock_file_neither_blocks_nor_is_followed(store, blobs, entry, tmp_path):
+    key, folder = entry
+    lock_file = store.dir / f".{key}.lock"
+    lock_file.unlink()
+    os.mkfifo(lock_file)
+    assert store.read(key).state == "ok"  # read without the shared lock rather than hang
+    assert get_teacher(CONFIG, blobs, store).source == "cache"
+    lock_file.unlink()
+    target = tmp_path / "elsewhere"
+    lock_file.symlink_to(target)
+    assert store.read(key).state == "ok" and not target.exists()  # O_NOFOLLOW: nothing created out there
+
+
+# ---------------------------------------------------------------------------------------------- the budget
+# Issue 10, failure 2: the teacher cache had no eviction.
+
+
+def _meta():
+    return {"test_accuracy": 0.5, "params": 12, "train_seconds": 1.0, "config": {}}
+
+
+def _big_entry(n: int = 4096):
+    """An entry of ~n * 64 bytes: its weights dominate."""
+    g = torch.Generator().manual_seed(0)
+    return {"w": torch.randn(n, 16, generator=g)}, torch.randn(6, 3, generator=g), torch.randn(2, 3, generator=g)
+
+
+def _entry_bytes(store: TeacherStore, key: str) -> int:
+    return cache.folder_bytes(store.dir / key)
+
+
+def test_the_least_recently_used_entry_goes_first_and_a_read_counts_as_a_use(kdlab_cache):
+    probe = TeacherStore(max_bytes=0)
+    probe.write("probe", *_big_entry(), _meta())
+    size = _entry_bytes(probe, "probe")
+    probe.remove("probe")
+    store = TeacherStore(max_bytes=int(2.5 * size))  # room for two entries
+    for key in ("a", "b"):
+        store.write(key, *_big_entry(), _meta())
+        time.sleep(0.02)  # distinct use times, whatever the file system's clock granularity
+    assert store.read("a").state == "ok"  # a is now more recently used than b
+    time.sleep(0.02)
+    store.write("c", *_big_entry(), _meta())
+    assert [row["key"] for row in store.entries()] == ["a", "c"]
+    time.sleep(0.02)
+    store.write("d", *_big_entry(), _meta())
+    assert [row["key"] for row in store.entries()] == ["c", "d"]
+    assert store.total_bytes() <= store.max_bytes
+
+
+def test_an_entry_larger_than_the_budget_stays_until_the_next_write(kdlab_cache):
+    store = TeacherStore(max_bytes=1000)
+    store.write("big", *_big_entry(), _meta())
+    assert [row["key"] for row in store.entries()] == ["big"]  # just written: it is about to be used
+    store.write("next", *_big_entry(), _meta())
+    assert [row["key"] for row in store.entries()] == ["next"]
+
+
+def test_no_budget_means_no_eviction(kdlab_cache):
+    store = TeacherStore(max_bytes=0)
+    for key in "abcde":
+        store.write(key, *_big_entry(), _meta())
+    assert len(store.entries()) == 5 and store.evict() == []
+
+
+@pytest.mark.parametrize("holder", ["thread training it", "thread reading it"])
+def test_eviction_never_removes_an_entry_a_thread_uses(holder, kdlab_cache):
+    store = TeacherStore(max_bytes=1)  # every write wants everything else gone
+    store.write("old", *_big_entry(), _meta())
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with (store.lock("old") if "training" in holder else store.reading("old")):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert held.wait(10)
+    store.write("new", *_big_entry(), _meta())
+    assert store.read("old").state in ("ok", "busy") and (store.dir / "old").is_dir()  # in use: it stays
+    release.set()
+    thread.join(10)
+    store.write("newer", *_big_entry(), _meta())
+    assert [row["key"] for row in store.entries()] == ["newer"]  # free again: least recently used, gone
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["lock", "reading"])
+def test_eviction_never_removes_an_entry_another_process_uses(kind, kdlab_cache, lock_holder):
+    store = TeacherStore(max_bytes=1)
+    store.write("old", *_big_entry(), _meta())
+    with lock_holder(kind, "old", kdlab_cache):
+        store.write("new", *_big_entry(), _meta())
+        assert (store.dir / "old").is_dir() and store.clear_report().failed.get("old", "").startswith("in use")
+    store.write("newer", *_big_entry(), _meta())
+    assert [row["key"] for row in store.entries()] == ["newer"]
+
+
+def test_get_teacher_evicts_after_it_writes(kdlab_cache, blobs):
+    first = get_teacher(CONFIG, blobs, TeacherStore(max_bytes=1))
+    other = dataclasses.replace(CONFIG, arch="mlp:17")
+    second = get_teacher(other, blobs, TeacherStore(max_bytes=1))
+    assert first.source == second.source == "trained"
+    assert [row["key"] for row in TeacherStore().entries()] == [second.key]
+    assert get_teacher(CONFIG, blobs, TeacherStore(max_bytes=1)).source == "memory"  # memory still has it
+
+
+@pytest.mark.parametrize("env, expected", [("", cache.DEFAULT_CACHE_MAX_MB * 2**20), ("1.5", int(1.5 * 2**20)),
+                                           ("0", 0), ("-3", 0), ("lots", cache.DEFAULT_CACHE_MAX_MB * 2**20)])
+def test_the_budget_comes_from_the_environment(monkeypatch, env, expected):
+    monkeypatch.setenv("KDLAB_CACHE_MAX_MB", env)
+    assert cache.cache_max_bytes() == expected and TeacherStore().max_bytes == expected
+
+
+def test_spellings_of_one_architecture_share_one_key():
+    keys = {teacher_key(dataclasses.replace(TeacherConfig(), arch=a))
+            for a in ("mlp:500", "mlp:0500", "mlp:000500", " mlp:500\n", "mlp:500:dropout=0")}
+    assert keys == {"154e8d48cd4156e1"}  # the golden key of test_key_is_stable: old entries stay valid
+    assert teacher_key(dataclasses.replace(TeacherConfig(), arch="mlp:500:dropout=0.20")) == \
+        teacher_key(dataclasses.replace(TeacherConfig(), arch="mlp:500:dropout=0.2"))
+
+
+def test_a_unicode_digit_architecture_has_no_key():
+    from kdlab.base.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        teacher_key(dataclasses.replace(TeacherConfig(), arch="mlp:١٠٠"))
+
+
+# ------------------------------------------------------------------------------------------ housekeeping
+# Issue 10, failure 8: stale temporary folders stayed until a `cache clear`; clear reported failed removals.
+
+
+def _plant_tmp(store: TeacherStore, name: str, age: float) -> Path:
+    folder = store.dir / name
+    folder.mkdir(parents=True)
+    (folder / "weights.safetensors").write_bytes(b"half")
+    when = time.time() - age
+    os.utime(folder, (when, when))
+    return folder
+
+
+def test_sweep_removes_only_stale_temporary_folders(store):
+    stale = _plant_tmp(store, ".tmp-0123456789abcdef-" + "a" * 32, cache.STALE_TMP_SECONDS + 60)
+    trash = _plant_tmp(store, ".tmp-trash-" + "b" * 32, cache.STALE_TMP_SECONDS + 60)
+    young = _plant_tmp(store, ".tmp-0123456789abcdef-" + "c" * 32, 5)  # may be a live writer's
+    assert sorted(store.sweep_temporary()) == sorted([stale.name, trash.name])
+    assert not stale.exists() and not trash.exists() and young.exists()
+
+
+def test_a_write_sweeps_stale_temporary_folders(store):
+    stale = _plant_tmp(store, ".tmp-0123456789abcdef-" + "a" * 32, cache.STALE_TMP_SECONDS + 60)
+    store.write("abc", *_fake_entry(), _meta())
+    assert not stale.exists()
+
+
+def test_clear_does_not_count_a_symlinked_entry(store, entry, tmp_path):
+    key, folder = entry
+    outside = tmp_path / "shared-teacher"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the cache's")
+    (store.dir / "fedcba9876543210").symlink_to(outside, target_is_directory=True)
+    report = store.clear_report()
+    assert report.removed == [key]
+    assert list(report.failed) == ["fedcba9876543210"] and "symbolic link" in report.failed["fedcba9876543210"]
+    assert (outside / "keep.txt").read_text() == "not the cache's"
+    assert store.clear() == 0  # the symlink is still there, and still not counted
+
+
+def test_clear_does_not_remove_an_entry_in_use(store, entry):
+    key, folder = entry
+    with store.reading(key):
+        report = store.clear_report()
+    assert report.removed == [] and "in use" in report.failed[key] and folder.is_dir()
+    assert store.clear() == 1 and not folder.exists()
+
+
+@pytest.fixture
+def reachable_store():
+    """A store under a fresh folder in /tmp that other users may enter (pytest's own tmp folders are 0700)."""
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="kdlab-read-only-"))
+    os.chmod(root, 0o755)
+    yield TeacherStore(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_clear_of_a_read_only_cache_reports_nothing_removed(reachable_store):
+    """A cache this process may not write. Tests run as root, which ignores permissions, so there the clearing
+    runs in a forked child that has become 'nobody'. main reported the entry as removed."""
+    store = reachable_store
+    store.write("abc", *_fake_entry(), _meta())
+    if os.geteuid() != 0:
+        os.chmod(store.dir, 0o555)
+        try:
+            r = store.clear_report()
+            report = {"removed": r.removed, "failed": r.failed}
+        finally:
+            os.chmod(store.dir, 0o755)
+    else:
+        report = _clear_as_nobody(store)
+    assert report["removed"] == [] and list(report["failed"]) == ["abc"]
+    assert "Permission denied" in report["failed"]["abc"] or "Read-only" in report["failed"]["abc"]
+    assert store.read("abc").state == "ok"
+
+
+def _clear_as_nobody(store: TeacherStore) -> dict:
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop root, clear, report through the pipe, exit without pytest's teardown
+        code = 1
+        try:
+            os.close(read_end)
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            r = TeacherStore(store.root).clear_report()
+            os.write(write_end, json.dumps({"removed": r.removed, "failed": r.failed}).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as f:
+        out = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and out
+    return json.loads(out)

@@ -192,6 +192,41 @@ def test_cache_folder_is_a_source(tmp_path, no_system_folder):
     assert len(load_dataset("mnist", download=False).y_train) == 20
 
 
+# Issue 10, failure 8: `--data-dir /nonexistent` was silently ignored (and the files came from elsewhere).
+
+
+@pytest.mark.parametrize("name", ["mnist", "digits", "moons"])
+def test_a_data_dir_that_does_not_exist_is_an_error_naming_it(tmp_path, no_system_folder, name):
+    write_fake_mnist(sources.cache_dir("mnist"))  # there is a copy elsewhere: it must not be used silently
+    missing = tmp_path / "typo-datasets"
+    with pytest.raises(ConfigError, match="typo-datasets.*does not exist") as exc:
+        load_dataset(name, missing, download=False)
+    assert "--data-dir" in str(exc.value)
+
+
+def test_a_data_dir_that_is_a_file_is_an_error(tmp_path, no_system_folder):
+    a_file = tmp_path / "mnist.tar.gz"
+    a_file.write_bytes(b"not a folder")
+    with pytest.raises(ConfigError, match="mnist.tar.gz.*is not a folder"):
+        load_dataset("mnist", a_file, download=False)
+
+
+def test_an_env_data_dir_that_does_not_exist_is_an_error_naming_it(tmp_path, monkeypatch, no_system_folder):
+    write_fake_mnist(sources.cache_dir("mnist"))
+    monkeypatch.setenv("KDLAB_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match="nowhere.*KDLAB_DATA_DIR.*does not exist"):
+        load_dataset("mnist", download=False)
+    write_fake_mnist(tmp_path / "mine")  # an explicit folder wins over the environment, as in local_folders
+    assert len(load_dataset("mnist", tmp_path / "mine", download=False).y_train) == 20
+
+
+def test_the_cli_exits_2_for_a_missing_data_dir(tmp_path, capsys):
+    from kdlab.cli.main import main
+
+    assert main(["distill", "--data-dir", str(tmp_path / "nonexistent"), "--json"]) == 2
+    assert "nonexistent" in capsys.readouterr().err
+
+
 def test_download_false_without_files(no_system_folder):
     with pytest.raises(DataUnavailableError) as err:
         load_dataset("fashion-mnist", download=False)

@@ -1,4 +1,5 @@
-"""Tests for kdlab.serve.jobs: a bounded FIFO worker pool with visible queue places, stop, abandonment, failures.
+"""Tests for kdlab.serve.jobs: a bounded FIFO worker pool with visible queue places, stop, abandonment, failures,
+and fair sharing (one active job per owner, a queue bound per client address, a wall-time bound per job).
 
 Jobs here are small functions coordinated with threading.Events, so every ordering is deterministic."""
 from __future__ import annotations
@@ -10,7 +11,8 @@ import pytest
 
 from kdlab.serve import jobs
 from kdlab.base.errors import ConfigError, KdlabError
-from kdlab.serve.jobs import Job, JobPool, default_workers
+from kdlab.serve.jobs import Busy, Job, JobPool, QueueFull, default_job_seconds, default_queued_per_client, \
+    default_workers
 
 WAIT = 10  # seconds: generous upper bounds, never sleeps
 
@@ -239,3 +241,177 @@ def test_default_workers(monkeypatch, env, expected):
 
     monkeypatch.setenv("KDLAB_WORKERS", env)
     assert default_workers() == (expected if expected is not None else max(1, min(os.cpu_count() or 1, 64)))
+
+
+# ------------------------------------------------------------------------------------------- fair sharing
+# Issue 10, failure 1: one session held both workers (Distill and Sweep at once), one script queued 200 jobs.
+
+
+def test_one_active_job_per_owner_and_the_refusal_names_it():
+    pool = JobPool(size=2)
+    gate = Gate(name="first")
+    first = pool.submit(gate, label="distill", owner="session-a", client="10.0.0.1")
+    gate.started.wait(WAIT)
+    with pytest.raises(Busy) as refused:  # e.g. Sweep while Distill runs, on another page of the same session
+        pool.submit(lambda j: "second", label="sweep", owner="session-a", client="10.0.0.1")
+    assert refused.value.job is first and isinstance(refused.value, KdlabError)
+    assert "'distill'" in str(refused.value) and "running for" in str(refused.value)
+    assert pool.active_for("session-a") is first and pool.active_for("session-b") is None
+    other = pool.submit(lambda j: "other session", owner="session-b")  # the free worker serves someone else
+    assert other.wait(WAIT) and other.result == "other session"
+    assert first.status == "running" and pool.stats()["queued"] == 0  # the refused job never entered the queue
+    gate.release()
+    assert first.wait(WAIT) and first.status == "done" and first.result == "first"  # untouched by the refusal
+    assert pool.active_for("session-a") is None
+    again = pool.submit(lambda j: "next", owner="session-a")  # once it ended, the owner may run again
+    assert again.wait(WAIT) and again.result == "next"
+
+
+def test_a_queued_job_also_counts_and_stopping_it_frees_the_owner_at_once():
+    pool = JobPool(size=1)
+    blocker = Gate()
+    pool.submit(blocker, owner="someone-else")
+    blocker.started.wait(WAIT)
+    never = Gate()
+    queued = pool.submit(never, label="distill", owner="session-a")
+    with pytest.raises(Busy, match="'distill', waiting in the queue for"):
+        pool.submit(lambda j: None, owner="session-a")
+    queued.stop()  # the Stop button the refusal offers: the owner must not wait for the job to reach a worker
+    replacement = pool.submit(lambda j: "replacement", owner="session-a")
+    assert queued.wait(WAIT) and queued.status == "stopped" and pool.position(queued) == 0
+    assert pool.position(replacement) == 1
+    blocker.release()
+    assert replacement.wait(WAIT) and replacement.result == "replacement" and not never.started.is_set()
+
+
+def test_a_closed_tabs_queued_job_does_not_hold_a_place():
+    pool = JobPool(size=1, max_queued_per_client=1)
+    blocker = Gate()
+    pool.submit(blocker)
+    blocker.started.wait(WAIT)
+    connected = [True]
+    pool.submit(lambda j: None, alive=lambda: connected[0], owner="tab-1", client="10.0.0.7")
+    with pytest.raises(QueueFull):
+        pool.submit(lambda j: None, owner="tab-2", client="10.0.0.7")
+    connected[0] = False  # the tab closed while its job waited
+    time.sleep(jobs.ALIVE_CHECK_SECONDS + 0.05)
+    reopened = pool.submit(lambda j: "reopened", owner="tab-2", client="10.0.0.7")
+    assert pool.position(reopened) == 1 and pool.stats()["queued"] == 1
+    blocker.release()
+    assert reopened.wait(WAIT) and reopened.result == "reopened"
+
+
+def test_queued_jobs_per_client_are_bounded_and_others_still_get_in():
+    pool = JobPool(size=1, max_queued_per_client=2)
+    blocker = Gate()
+    running = pool.submit(blocker, owner="s0", client="10.0.0.9")
+    blocker.started.wait(WAIT)  # a running job is not waiting: it does not count
+    script = [pool.submit(lambda j: None, owner=f"s{i}", client="10.0.0.9") for i in (1, 2)]
+    with pytest.raises(QueueFull, match="2 runs from your address are already waiting.*KDLAB_QUEUE_PER_CLIENT"):
+        pool.submit(lambda j: None, owner="s3", client="10.0.0.9")  # a new session of the same machine
+    student = pool.submit(lambda j: "student", owner="s4", client="10.0.0.10")
+    assert [pool.position(j) for j in (*script, student)] == [1, 2, 3]
+    assert running.status == "running" and all(j.status == "queued" for j in script)
+    blocker.release()
+    assert student.wait(WAIT) and student.result == "student"
+    assert all(j.wait(WAIT) and j.status == "done" for j in script)
+
+
+def test_zero_switches_the_client_bound_off():
+    """Behind a reverse proxy every client has the proxy's address: the bound must be able to go."""
+    pool = JobPool(size=1, max_queued_per_client=0)
+    blocker = Gate()
+    pool.submit(blocker)
+    blocker.started.wait(WAIT)
+    waiting = [pool.submit(lambda j: None, owner=f"s{i}", client="127.0.0.1") for i in range(10)]
+    assert pool.stats()["queued"] == 10
+    blocker.release()
+    assert all(j.wait(WAIT) for j in waiting)
+
+
+def test_the_server_wide_bound_stays_and_refuses_without_touching_the_queue():
+    pool = JobPool(size=1, max_queue=3, max_queued_per_client=0)
+    blocker = Gate()
+    pool.submit(blocker)
+    blocker.started.wait(WAIT)
+    waiting = [pool.submit(lambda j: None, owner=f"s{i}", client=f"10.0.0.{i}") for i in range(3)]
+    with pytest.raises(QueueFull, match="server is busy"):
+        pool.submit(lambda j: None, owner="s9", client="10.0.0.99")
+    assert [pool.position(j) for j in waiting] == [1, 2, 3]
+    blocker.release()
+    assert all(j.wait(WAIT) and j.status == "done" for j in waiting)
+
+
+def test_fifo_across_sessions_and_clients():
+    pool = JobPool(size=1, max_queued_per_client=2)
+    started: list[str] = []
+    blocker = Gate(started, "blocker")
+    pool.submit(blocker, owner="s-blocker", client="10.0.0.1")
+    blocker.started.wait(WAIT)
+    order = [("a", "10.0.0.1"), ("b", "10.0.0.2"), ("c", "10.0.0.1"), ("d", "10.0.0.3"), ("e", "10.0.0.2")]
+    submitted = [pool.submit(Gate(started, name), owner=f"s-{name}", client=client) for name, client in order]
+    for job in submitted:
+        job.fn.release()
+    blocker.release()
+    assert all(j.wait(WAIT) for j in submitted)
+    assert started == ["blocker", "a", "b", "c", "d", "e"]
+
+
+def test_a_job_ends_at_its_time_limit():
+    pool = JobPool(size=1, job_seconds=0.3)
+    blocker = Gate()
+    first = pool.submit(blocker, label="long")
+    blocker.started.wait(WAIT)
+    second = pool.submit(lambda j: "quick" if not j.should_stop() else "cut")  # waits about as long as the limit
+    assert first.wait(WAIT)
+    assert first.status == "stopped" and first.stop_reason == "time limit" and first.result == "stopped early"
+    assert first.error.startswith("time limit") and "KDLAB_JOB_SECONDS" in first.error
+    assert 0.3 <= first.finished - first.started < 0.3 + 2.0
+    assert second.wait(WAIT) and second.started - second.submitted >= 0.25  # waiting does not count, running does
+    assert second.status == "done" and second.result == "quick" and second.error == ""
+
+
+def test_a_real_training_run_ends_at_the_jobs_time_limit(digits):
+    from kdlab.base.config import TrainConfig
+    from kdlab.training.engine import Split, train
+    from kdlab.training.losses import make_loss
+    from kdlab.training.models import build_model
+
+    def body(job):
+        model = build_model("mlp:32", digits.input_shape, digits.num_classes)
+        for event in train(model, Split(digits.x_train, digits.y_train), make_loss("hinton", alpha=0.0),
+                           TrainConfig(epochs=10_000), should_stop=job.should_stop):
+            job.emit(event)
+        return job.events[-1].reason
+
+    pool = JobPool(size=1, job_seconds=0.5)
+    job = pool.submit(body)
+    assert job.wait(WAIT)
+    assert job.status == "stopped" and job.stop_reason == "time limit"
+    assert job.result == "stopped" and "time limit" in job.error
+
+
+@pytest.mark.parametrize("env, expected", [("", jobs.DEFAULT_JOB_SECONDS), ("120", 120.0), ("0", 0.0),
+                                           ("-5", 0.0), ("nan", 0.0), ("soon", jobs.DEFAULT_JOB_SECONDS)])
+def test_job_seconds_from_the_environment(monkeypatch, env, expected):
+    monkeypatch.setenv("KDLAB_JOB_SECONDS", env)
+    assert default_job_seconds() == expected
+    assert JobPool(size=1).job_seconds == expected
+
+
+@pytest.mark.parametrize("env, expected", [("", jobs.DEFAULT_QUEUED_PER_CLIENT), ("0", 0), ("9", 9), ("-1", 0),
+                                           ("x", jobs.DEFAULT_QUEUED_PER_CLIENT)])
+def test_queued_per_client_from_the_environment(monkeypatch, env, expected):
+    monkeypatch.setenv("KDLAB_QUEUE_PER_CLIENT", env)
+    assert default_queued_per_client() == expected
+
+
+def test_without_owner_or_client_nothing_changes_for_old_callers():
+    """kdlab/ui/runner.py calls submit(fn, alive=..., label=...): no owner, no client, no per-session rule."""
+    pool = JobPool(size=1)
+    blocker = Gate()
+    pool.submit(blocker, alive=lambda: True, label="x")
+    blocker.started.wait(WAIT)
+    more = [pool.submit(lambda j: None, alive=lambda: True, label="x") for _ in range(6)]
+    blocker.release()
+    assert all(j.wait(WAIT) and j.status == "done" for j in more)

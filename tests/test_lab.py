@@ -81,3 +81,10 @@ def test_a_row_added_to_the_table_reaches_url_cli_stale_and_sidebar(throwaway, a
     assert not app.exception
     assert app.slider(key="lab.weight_decay").value == 0.03
     assert app.session_state["kd.lab"]["lab"].config.train.weight_decay == 0.03
+
+
+def test_a_typed_spec_is_kept_in_its_canonical_form(app):
+    app.session_state["lab.student"] = "mlp:0100"  # as if typed into the picker
+    app.switch_page("pages/1_Distill.py").run()
+    assert not app.exception and app.session_state["kd.lab"]["lab"].config.student == "mlp:100"
+    assert app.query_params["student"] == "mlp:100"

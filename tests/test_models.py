@@ -1,4 +1,5 @@
-"""Tests for kdlab.training.models: every ready-made spec on every input shape, counts by hand, malformed specs."""
+"""Tests for kdlab.training.models: every ready-made spec on every input shape, counts by hand, malformed specs,
+the canonical form of a spec."""
 from __future__ import annotations
 
 import pytest
@@ -9,6 +10,7 @@ from kdlab.base.errors import ConfigError
 from kdlab.training.models import (
     SPEC_FORMS,
     build_model,
+    canonical_spec,
     count_params,
     macs_per_example,
     model_names,
@@ -148,3 +150,65 @@ def test_seeded_builds_are_identical():
     torch.manual_seed(3)
     b = build_model("mlp:30", (1, 8, 8), 10)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+# ------------------------------------------------------------------------------------------ canonical form
+# Issue 10, failures 2 and 4: 'mlp:0500', 'mlp:000500' and 'mlp:١٠٠' each made a new teacher; a 5 000-digit
+# width raised ValueError from int().
+
+
+@pytest.mark.parametrize("spec, canonical", [
+    ("mlp:500", "mlp:500"), ("mlp:0500", "mlp:500"), ("mlp:000500", "mlp:500"), ("  mlp:500\t\n", "mlp:500"),
+    ("mlp:0100-01200", "mlp:100-1200"), ("mlp:500:dropout=0.20", "mlp:500:dropout=0.2"),
+    ("mlp:500:dropout=.2", "mlp:500:dropout=0.2"), ("mlp:500:dropout=2e-1", "mlp:500:dropout=0.2"),
+    ("mlp:500:dropout=0", "mlp:500"), ("mlp:500:dropout=0.000", "mlp:500"), ("linear", "linear"),
+    ("linear:", "linear"), ("cnn:small:dropout=0.50", "cnn:small:dropout=0.5"), ("mlp:8:dropout=1e-05", "mlp:8:dropout=1e-05"),
+    ("mlp:" + "0" * 100 + "8", "mlp:8"),
+])
+def test_canonical_spec(spec, canonical):
+    assert canonical_spec(spec) == canonical
+    assert canonical_spec(canonical) == canonical  # idempotent
+    model = build_model(spec, (1, 8, 8), 10)
+    assert model.spec == canonical  # reports and the cache see one spelling
+    twin = build_model(canonical, (1, 8, 8), 10)
+    assert [p.shape for p in model.parameters()] == [p.shape for p in twin.parameters()]
+    assert str(model) == str(twin)  # the same layers, dropout included
+
+
+def test_every_named_model_is_canonical():
+    assert [canonical_spec(s) for s in model_names()] == model_names()
+
+
+@pytest.mark.parametrize("spec", [
+    "mlp:١٠٠",  # Arabic-Indic digits: int() reads 100
+    "mlp:１００",  # full-width digits
+    "mlp:100:dropout=٠.٥",
+    "mlp:100-২০০",
+    "ｍｌｐ:100",
+    "mlp:100\u200b",  # a zero-width space
+])
+def test_non_ascii_specs_are_refused(spec):
+    with pytest.raises(ConfigError, match="only a-z, 0-9"):
+        canonical_spec(spec)
+    with pytest.raises(ConfigError):
+        build_model(spec, (1, 8, 8), 10)
+
+
+@pytest.mark.parametrize("spec", ["mlp:" + "1" * 5000, "mlp:" + "1" * 100, "mlp:100-" + "9" * 60,
+                                  "mlp:100:dropout=0." + "1" * 5000])
+def test_huge_numbers_in_a_spec_are_a_config_error(spec):
+    for check in (canonical_spec, validate_spec, lambda s: build_model(s, (1, 8, 8), 10)):
+        with pytest.raises(ConfigError) as exc:
+            check(spec)
+        assert len(str(exc.value)) < 400  # one readable line, not the 5 000 digits back
+
+
+@pytest.mark.parametrize("spec", [None, 100, ["mlp:100"], b"mlp:100"])
+def test_canonical_spec_of_a_non_string_is_a_config_error(spec):
+    with pytest.raises(ConfigError):
+        canonical_spec(spec)
+
+
+def test_upper_case_is_refused_with_the_lower_case_spelling():
+    with pytest.raises(ConfigError, match="lower case: 'mlp:100'"):
+        canonical_spec("MLP:100")

@@ -38,7 +38,7 @@ def test_each_experiment_runs_on_digits_and_draws(name, app, finish_jobs):
     charts = _charts(app)
     assert any(EXPECTED[name] in k for k in charts), list(charts)
     assert all(spec["data"] for spec in charts.values())
-    assert len(app.dataframe[0].value) >= 2  # the arms table
+    assert len(app.table[0].value) >= 2  # the arms table
     assert app.download_button[0].label == "Download the report (JSON)"
 
 

@@ -50,6 +50,7 @@ def test_probabilities_entropy_similarity_and_sweep():
     ent = _spec(plots.entropy_curves([0.5, 1, 2], [{"label": "#1", "entropy": [0.1, 0.2, 0.3], "class": 1}], 1, 3))
     assert ent["data"][0]["y"] == [0.1, 0.2, 0.3] and math.isclose(ent["data"][1]["y"][0], math.log(3))
     sim = _spec(plots.similarity(np.full((3, 3), 1 / 3).tolist(), CLASSES, 2.0))["data"][0]
+    assert sim["zmin"] == 0 and sim["zmax"] == plots.SIMILARITY_MAX  # fixed: moving T shows the mass grow
     assert sim["z"][0][0] is None and sim["z"][0][1] == pytest.approx(1 / 3)
     heat = _spec(plots.sweep_heatmap([1.0, 4.0], [0.5], [[0.9], [None]], "acc"))["data"][0]
     assert heat["z"] == [[90.0], [None]] and heat["y"] == ["1", "4"]

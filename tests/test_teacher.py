@@ -1,4 +1,5 @@
-"""Tests for kdlab.runs.teacher.get_teacher: memory -> disk -> train, once, under a lock; stopping; warnings."""
+"""Tests for kdlab.runs.teacher.get_teacher: memory -> disk -> train, once, under a lock; stopping (also while
+waiting for another run's lock); warnings; one teacher per architecture however it is spelled."""
 from __future__ import annotations
 
 import threading
@@ -7,10 +8,10 @@ import time
 import pytest
 import torch
 
-from kdlab.stores.teacher_cache import MemoryLRU, TeacherStore
+from kdlab.stores.teacher_cache import LOCK_POLL_SECONDS, MemoryLRU, TeacherStore, teacher_key
 from kdlab.base.config import TeacherConfig, TrainConfig
 from kdlab.training.metrics import accuracy, predict_logits
-from kdlab.runs.teacher import MEMORY, RunStopped, get_teacher
+from kdlab.runs.teacher import MEMORY, RunStopped, find_teacher, get_teacher
 
 # big enough that training clearly costs more than loading (~0.5 s vs ~10 ms), small enough for a unit test
 CONFIG = TeacherConfig(dataset="digits", arch="mlp:300", train=TrainConfig(epochs=10, lr=3e-3))
@@ -150,3 +151,134 @@ def test_memory_lru():
     assert lru.get("a") == 10
     lru.clear()
     assert lru.get("a") is None and lru.get("c") is None
+
+
+# --------------------------------------------------------------------------- waiting for another run's lock
+# Issue 10, failure 3: a job waiting for another session's teacher ignored Stop and closed tabs (a thread lock,
+# then flock, without checking the stop flag); its worker stayed busy >= 20 s after its tab closed.
+
+
+def _stop_after(seconds: float):
+    t0 = time.monotonic()
+    return lambda: time.monotonic() - t0 > seconds
+
+
+def _get_in_thread(cfg, digits, should_stop):
+    out: dict = {}
+
+    def run():
+        t0 = time.monotonic()
+        try:
+            out["teacher"] = get_teacher(cfg, digits, should_stop=should_stop)
+        except Exception as exc:
+            out["error"] = exc
+        out["seconds"] = time.monotonic() - t0
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_waiting_for_a_thread_that_holds_the_lock_honours_stop(digits, kdlab_cache):
+    store = TeacherStore()
+    held, release = threading.Event(), threading.Event()
+
+    def holder():  # another session of this server, training the same teacher
+        with store.lock(teacher_key(TINY)):
+            held.set()
+            release.wait(60)
+
+    threading.Thread(target=holder, daemon=True).start()
+    assert held.wait(10)
+    thread, out = _get_in_thread(TINY, digits, _stop_after(0.3))
+    thread.join(10)
+    release.set()
+    assert not thread.is_alive(), "the waiter ignored its stop flag"
+    assert isinstance(out.get("error"), RunStopped) and "waiting for another run" in str(out["error"])
+    assert 0.3 <= out["seconds"] < 0.3 + 2.0
+    assert get_teacher(TINY, digits).source == "trained"  # nothing was left locked or half-done
+
+
+@pytest.mark.timeout(120)
+def test_waiting_for_another_process_that_holds_the_lock_honours_stop(digits, kdlab_cache, lock_holder):
+    with lock_holder("lock", teacher_key(TINY), kdlab_cache):  # the flock, held by another server process
+        thread, out = _get_in_thread(TINY, digits, _stop_after(0.3))
+        thread.join(10)
+        assert not thread.is_alive(), "the waiter ignored its stop flag"
+    assert isinstance(out.get("error"), RunStopped)
+    assert out["seconds"] < 0.3 + 2.0
+    assert get_teacher(TINY, digits).source == "trained"
+
+
+@pytest.mark.timeout(120)
+def test_a_waiter_gets_the_teacher_once_the_other_process_lets_go(digits, kdlab_cache, lock_holder):
+    with lock_holder("lock", teacher_key(TINY), kdlab_cache):
+        thread, out = _get_in_thread(TINY, digits, lambda: False)
+        time.sleep(0.5)
+        assert thread.is_alive()  # really waiting: polling is no busy loop that gives up
+    thread.join(30)
+    assert out["teacher"].source == "trained" and out["seconds"] >= 0.5
+
+
+def test_a_closed_tab_frees_a_worker_that_waits_for_a_teacher(digits, kdlab_cache):
+    """The issue's symptom, end to end: a pool job whose session closes while it waits on the lock."""
+    from kdlab.serve.jobs import ALIVE_CHECK_SECONDS, JobPool
+
+    store = TeacherStore()
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with store.lock(teacher_key(TINY)):
+            held.set()
+            release.wait(60)
+
+    threading.Thread(target=holder, daemon=True).start()
+    assert held.wait(10)
+    pool = JobPool(size=1)
+    connected = [True]
+    job = pool.submit(lambda j: get_teacher(TINY, digits, should_stop=j.should_stop), alive=lambda: connected[0])
+    time.sleep(0.3)
+    assert job.status == "running"
+    t0 = time.monotonic()
+    connected[0] = False  # the tab closed
+    assert job.wait(10)
+    assert time.monotonic() - t0 < ALIVE_CHECK_SECONDS + LOCK_POLL_SECONDS + 1.0
+    assert job.status == "stopped" and job.stop_reason == "session closed"
+    after = pool.submit(lambda j: "free")  # the worker serves the next job while the holder still holds
+    assert after.wait(10) and after.result == "free"
+    release.set()
+
+
+# ------------------------------------------------------------------------------------ canonical architecture
+# Issue 10, failure 2: 'mlp:0500', 'mlp:000500' each made a new teacher.
+
+
+def test_spellings_of_one_architecture_share_one_teacher(digits, kdlab_cache):
+    import dataclasses
+
+    first = get_teacher(TINY, digits)
+    for arch in ("mlp:016", " mlp:00016 ", "mlp:16:dropout=0"):
+        other = dataclasses.replace(TINY, arch=arch)
+        assert teacher_key(other) == first.key
+        assert get_teacher(other, digits).source == "memory"
+    MEMORY.clear()
+    again = get_teacher(dataclasses.replace(TINY, arch="mlp:0016"), digits)
+    assert again.source == "cache" and again.config.arch == "mlp:16"  # shown in the canonical form
+    assert [row["arch"] for row in TeacherStore(kdlab_cache).entries()] == ["mlp:16"]
+
+
+def test_a_non_ascii_architecture_is_a_config_error_before_any_work(digits, kdlab_cache):
+    from kdlab.base.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="only a-z, 0-9"):
+        get_teacher(TeacherConfig(arch="mlp:١٦", train=TINY.train), digits)
+    assert not (kdlab_cache / "teachers").exists() or TeacherStore(kdlab_cache).entries() == []
+
+
+def test_find_teacher_never_trains(digits, kdlab_cache):
+    assert find_teacher(TINY, digits) is None and TeacherStore(kdlab_cache).entries() == []
+    trained = get_teacher(TINY, digits)
+    assert find_teacher(TINY, digits).source == "memory"
+    MEMORY.clear()
+    found = find_teacher(TINY, digits)
+    assert found.source == "cache" and torch.equal(found.test_logits, trained.test_logits)

@@ -88,6 +88,7 @@ class RunRecord:
     stopped: str = ""  # which model a Stop ended, and where, in words
     warnings: list[str] = field(default_factory=list)
     planned_seeds: int = 1  # how many seeds the press asked for (a stopped run has fewer)
+    owner: str = ""  # a hash of the browser session that made it: runs are private to it (a lecturer sees all)
     id: str = ""  # set by the run store once saved
 
     @property
@@ -125,10 +126,12 @@ class RunRecord:
             raise ValueError("a run record needs at least one distilled student")
         rec = cls(config=distill_from_dict(d["config"]), classes=[str(c) for c in d["classes"]],
                   teacher=_model(d["teacher"]), **models,
-                  **{k: d[k] for k in ("label", "created", "reason", "stopped", "warnings", "planned_seeds", "id")
+                  **{k: d[k] for k in ("label", "created", "reason", "stopped", "warnings", "planned_seeds", "owner", "id")
                      if k in d})
         if rec.reason not in REASONS or not isinstance(rec.id, str) or not isinstance(rec.label, str):
             raise ValueError("bad reason, id or label")
+        if not _real(rec.created) or not 0 <= rec.created < 1e11:  # what a page can sort and format as a time
+            raise ValueError(f"its creation time {rec.created!r} is not a time")
         return rec
 
 
@@ -137,11 +140,19 @@ def _model(d: dict[str, Any]) -> ModelResult:
     d = {k: v for k, v in d.items() if k in known}
     curve = d.get("curve")
     model = ModelResult(**{**d, "curve": Curve(**curve) if curve else None})
-    if model.role not in ROLES or not isinstance(model.test_accuracy, (int, float)):
+    if model.role not in ROLES:
         raise ValueError(f"bad model result for role {model.role!r}")
+    if not _real(model.test_accuracy) or not 0 <= model.test_accuracy <= 1:
+        raise ValueError(f"the {model.role}'s test accuracy {model.test_accuracy!r} is not a number in [0, 1]")
+    if not isinstance(model.history, list) or not isinstance(model.confusion, list):
+        raise ValueError(f"the {model.role}'s history or confusion is not a list")
     if len(model.confusion) != len(model.per_class_accuracy):
         raise ValueError("confusion and per-class accuracy disagree on the number of classes")
     return model
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def jsonable(x: Any) -> Any:

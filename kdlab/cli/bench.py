@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset as TorchDataset
 
 from kdlab.stores.teacher_cache import TeacherStore
 from kdlab.base.config import TeacherConfig, TrainConfig
+from kdlab.base.errors import ConfigError
 from kdlab.data import load_dataset
 from kdlab.training.engine import Split, train
 from kdlab.training.losses import make_loss
@@ -35,6 +36,7 @@ from kdlab.runs.teacher import MEMORY, get_teacher
 
 STUDENT, TEACHER, BATCH = "mlp:100", "mlp:1200-1200", 128
 TEACHER_TRAIN = TrainConfig(epochs=10)
+MAX_REPEATS = 1000  # a full bench repeat is seconds on Fashion-MNIST; more would be hours
 
 
 class _PerExample(TorchDataset):
@@ -171,6 +173,9 @@ def cached_load_seconds(cfg: TeacherConfig, data, store: TeacherStore) -> float:
 
 def run_bench(dataset: str = "fashion-mnist", data_dir: str | None = None, repeats: int = 5,
               quiet: bool = False) -> dict[str, Any]:
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise ConfigError(f"repeats must be a whole number in [1, {MAX_REPEATS}] (a median needs one timing at "
+                          f"least), got {repeats!r}")
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     data = load_dataset(dataset, data_dir)
     store = TeacherStore()

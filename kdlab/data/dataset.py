@@ -35,6 +35,7 @@ class Dataset:
     y_test: torch.Tensor  # (M,) int64
     classes: tuple[str, ...]  # human-readable class names; label i is classes[i]
     input_shape: tuple[int, ...]  # e.g. (1, 28, 28), (1, 8, 8), (2,)
+    pixels: "PixelScale | None" = None  # images only: how a raw pixel became an input (a drawing needs it)
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
@@ -139,15 +140,27 @@ def canonical_dataset_name(name: str) -> str:
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Dataset:
     """Load a registered dataset, with parameters where it takes them (``spirals:noise=0.3:seed=2``).
     `data_dir` (else env KDLAB_DATA_DIR) is searched first for file-based sets; `download=False` forbids
-    the network. Raises ConfigError for an unknown name and
+    the network. Raises ConfigError for an unknown name or a data folder that does not exist (a typo must not
+    silently fall back to another copy or a download), and
     DataUnavailableError when the files can be neither found nor downloaded."""
     base, params = parse_dataset_name(name)  # "spirals:noise=0.3" -> ("spirals", {"noise": 0.3})
     loader = DATASETS.get(base)
     folder = Path(data_dir).expanduser() if data_dir else None
+    _check_folder(folder, "--data-dir (data_dir)")
+    env = os.environ.get("KDLAB_DATA_DIR")
+    if folder is None and env:
+        _check_folder(Path(env).expanduser(), "KDLAB_DATA_DIR")
     start = time.perf_counter()
     ds = loader(folder, download, **params)
     log.info("loaded %r in %.2f s", ds, time.perf_counter() - start)
     return ds
+
+
+def _check_folder(folder: Path | None, what: str) -> None:
+    if folder is not None and not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"the data folder {str(folder)!r} given by {what} {state}; fix the path, or leave it "
+                          f"unset to use the system folder, the download cache or a download")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -171,9 +184,22 @@ def _standardise_pixels(x: np.ndarray, mean: float, std: float) -> torch.Tensor:
     return out.sub_(mean).div_(max(std, 1e-12))
 
 
+@dataclass(frozen=True)
+class PixelScale:
+    """Raw pixels of an image dataset: 0 (background) to ``ink`` (full ink: 16 for digits, 255 for MNIST), and the
+    training split's mean and std that standardise them."""
+
+    ink: float
+    mean: float
+    std: float
+
+    def standardise(self, raw: np.ndarray) -> torch.Tensor:
+        return _standardise_pixels(np.asarray(raw, dtype=np.float32), self.mean, self.std)
+
+
 def image_dataset(
     name: str, classes: Sequence[str], x_train: np.ndarray, y_train: np.ndarray,
-    x_test: np.ndarray, y_test: np.ndarray,
+    x_test: np.ndarray, y_test: np.ndarray, ink: float = 255.0,
 ) -> Dataset:
     """uint8 images (N, H, W) or (N, C, H, W) and integer labels -> a normalised Dataset; the statistics
     come from the training split only, so the test split never leaks into preprocessing."""
@@ -188,6 +214,7 @@ def image_dataset(
         y_test=as_labels(y_test, len(classes), name),
         classes=tuple(classes),
         input_shape=tuple(x_train.shape[1:]),
+        pixels=PixelScale(ink, mean, std),
     )
 
 

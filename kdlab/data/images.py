@@ -26,7 +26,7 @@ def _load_digits(data_dir: Path | None = None, download: bool = True) -> Dataset
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, bunch.target, test_size=0.2, random_state=0, stratify=bunch.target
     )  # stratified: every class keeps its share in the 360-image test split
-    return image_dataset("digits", DIGIT_CLASSES, x_tr, y_tr, x_te, y_te)
+    return image_dataset("digits", DIGIT_CLASSES, x_tr, y_tr, x_te, y_te, ink=16.0)
 
 
 def _idx_dataset(name: str, classes: Sequence[str], data_dir: Path | None, download: bool) -> Dataset:

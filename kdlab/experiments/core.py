@@ -16,7 +16,7 @@ import torch
 
 from kdlab.base.config import DistillConfig, TeacherConfig, TrainConfig, to_dict
 from kdlab.data import Dataset, load_dataset
-from kdlab.runs.batch import Run, run_all
+from kdlab.runs.batch import Executor, Run, run_all
 from kdlab.runs.distill import ProgressFn, RunResult, StudentReport, validate
 from kdlab.training.engine import Event
 from kdlab.base.errors import ConfigError, DataUnavailableError
@@ -127,12 +127,13 @@ def override(s: Settings, overrides: dict[str, Any]) -> Settings:
 
 def run_experiment(name: str, dataset: str = "digits", seeds: int = 3, data_dir: str | None = None,
                    on_progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
-                   *, data: Dataset | None = None, **overrides: Any) -> dict[str, Any]:
+                   *, data: Dataset | None = None, executor: Executor = run_all, **overrides: Any) -> dict[str, Any]:
     """Run experiment ``name`` on ``dataset`` with seeds 0..seeds-1 and return its JSON-ready report.
 
     ``overrides`` replace fields of the experiment's per-dataset settings (e.g. ``epochs=2`` in a test).
     Progress goes to ``on_progress(role, event)``: role "teacher" while a teacher trains, and "experiment"
     for the whole plan (``event.step / event.total_steps``; ``metrics["run"]`` of ``metrics["runs"]``).
+    ``executor`` trains the plan's runs (default: here; kdlab.serve.ray_backend has one for a Ray cluster).
     Raises ConfigError before any work for a bad name, dataset or setting, RunStopped when stopped."""
     exp = EXPERIMENTS.get(name)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
@@ -148,7 +149,7 @@ def run_experiment(name: str, dataset: str = "digits", seeds: int = 3, data_dir:
         for spec in (run.config.teacher, run.config.student):
             validate_spec(spec, data.input_shape, data.num_classes)
         data.transfer_indices(run.config.transfer_size, run.config.omit_classes, run.config.train.seed)
-    runs = _execute(plan, data, _Progress(plan, on_progress), should_stop)
+    runs = _execute(plan, data, _Progress(plan, on_progress), should_stop, executor)
     out = {"experiment": name, "title": exp.title, "dataset": data.name, "requested_dataset": dataset,
            "seeds": seed_list, "settings": _jsonable(dataclasses.asdict(s)), "teacher": _teacher_summary(runs, data)}
     out |= exp.report(s, data, seed_list, runs)
@@ -194,9 +195,9 @@ class _Progress:
             self.on_progress(role, event)
 
 
-def _execute(plan: list[Run], data: Dataset, progress: _Progress,
-             should_stop: Callable[[], bool] | None) -> dict[Hashable, RunResult]:
-    results = run_all(plan, data, on_progress=progress, should_stop=should_stop)
+def _execute(plan: list[Run], data: Dataset, progress: _Progress, should_stop: Callable[[], bool] | None,
+             executor: Executor = run_all) -> dict[Hashable, RunResult]:
+    results = executor(plan, data, on_progress=progress, should_stop=should_stop)
     if len(results) < len(plan):
         raise RunStopped(f"experiment stopped after {len(results)} of {len(plan)} runs")
     return results

@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from kdlab.plots.figures import FONT, ROLE_COLORS, RUN_COLORS, class_color
+from kdlab.plots.figures import FONT, ROLE_COLORS, RUN_COLORS, tint, class_color
 
 Report = dict[str, Any]
 PAPER_COLOR = "#999999"
@@ -69,7 +69,7 @@ def per_class_bars(report: Report, bias: float = 0.0) -> go.Figure:
     series = [("scratch student", report["per_class_accuracy"]["scratch"], ROLE_COLORS["scratch"]),
               ("distilled student", report["per_class_accuracy"]["distilled"], ROLE_COLORS["distilled"]),
               (f"distilled, bias +{point['bias']:g} (seed {report['bias_curve_seed']})",
-               point["per_class_accuracy"], "#E69F00")]
+               point["per_class_accuracy"], tint(ROLE_COLORS["distilled"], 0.45))]
     for name, values, color in series:
         fig.add_trace(go.Bar(x=names, y=values, name=name, marker_color=color))
     fig.add_vrect(x0=c - 0.5, x1=c + 0.5, fillcolor="#FFD54F", opacity=0.25, line_width=0,

@@ -26,7 +26,16 @@ MIN_GAIN_SCALE = 10.0  # points: a diverging gain scale spans at least ±10, so 
 DASHES = ("solid", "dash", "dot", "dashdot")
 RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 FONT = dict(size=15)  # readable from the back of a classroom
-FONT_PRESENTER = dict(size=20)  # presenter mode: the projector's view
+FONT_PRESENTER = dict(size=20)  # presenter mode: the projector's view (kdlab.ui.layout.chart applies it)
+
+
+def for_presenter(fig: go.Figure) -> go.Figure:
+    """Presenter mode: larger type everywhere in ``fig``, cell numbers included."""
+    fig.update_layout(font=FONT_PRESENTER)
+    fig.update_annotations(font=dict(size=FONT_PRESENTER["size"]))
+    fig.update_traces(textfont=dict(size=FONT_PRESENTER["size"] - 4), selector=dict(type="heatmap"))
+    fig.update_traces(textfont=dict(size=FONT_PRESENTER["size"] - 4), selector=dict(type="bar"))
+    return fig
 
 
 def class_color(i: int) -> str:
@@ -46,7 +55,7 @@ def _layout(fig: go.Figure, height: int, **kw: Any) -> go.Figure:
     return fig
 
 
-def _tint(hex_color: str, weight: float) -> str:
+def tint(hex_color: str, weight: float) -> str:
     """``hex_color`` mixed with white; weight 0 is white, 1 the colour itself."""
     r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
     mix = lambda c: round(255 - weight * (255 - c))  # noqa: E731
@@ -55,11 +64,10 @@ def _tint(hex_color: str, weight: float) -> str:
 
 # -- training curves ----------------------------------------------------------------------------------------
 
-CURVE_PANELS = ("Loss on the labels (cross-entropy)", "Soft loss (T²·KL to the teacher)", "Test accuracy")
+CURVE_PANELS = ("Label loss (CE)", "Soft loss (T²·KL)", "Test accuracy")  # short: three fit a projector
 
 
-def training_curves(curves: dict[str, Any], teacher_accuracy: float | None = None, *,
-                    presenter: bool = False) -> go.Figure:
+def training_curves(curves: dict[str, Any], teacher_accuracy: float | None = None) -> go.Figure:
     """Three panels against optimizer steps: the hard (label) loss of both students, the distilled student's
     soft loss on its own axis (T²·KL reaches 30 at T = 20, so it would flatten the hard losses beside it), and
     the test accuracy of both with the teacher's as a dashed line, from 0 to 100 % so that a gap is drawn at
@@ -88,9 +96,8 @@ def training_curves(curves: dict[str, Any], teacher_accuracy: float | None = Non
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=3)
-    font = FONT_PRESENTER if presenter else FONT
-    fig.update_annotations(font=dict(size=font["size"]))
-    return _layout(fig, 420, uirevision="curves", font=font,  # uirevision: a live redraw keeps the user's zoom
+    fig.update_annotations(font=dict(size=FONT["size"]))
+    return _layout(fig, 420, uirevision="curves",  # uirevision: a live redraw keeps the user's zoom
                    margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.12, x=0))
 
 
@@ -147,10 +154,11 @@ def _blank_zeros(z: list[list[int]], fmt: str) -> list[list[str]]:
     return [[fmt.format(v) if v else "" for v in row] for row in z]
 
 
-def _square(fig: go.Figure, title: str) -> go.Figure:
+def _square(fig: go.Figure, title: str, **kw: Any) -> go.Figure:
     fig.update_xaxes(title_text="predicted", type="category", side="bottom")
     fig.update_yaxes(title_text="true", type="category", autorange="reversed")
-    return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"), margin=dict(l=10, r=10, t=10 + 30 * bool(title), b=10))
+    return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"),
+                   margin=dict(l=10, r=10, t=10 + 30 * bool(title), b=10), **kw)
 
 
 def class_changes(delta: Sequence[float | None], classes: Sequence[str]) -> go.Figure:
@@ -161,7 +169,7 @@ def class_changes(delta: Sequence[float | None], classes: Sequence[str]) -> go.F
                            cliponaxis=False,
                            hovertemplate="class %{x}: %{y:+.1f} points<extra></extra>"))
     fig.update_xaxes(type="category", title_text="class")
-    fig.update_yaxes(title_text="accuracy change (points)", zeroline=True, zerolinewidth=2)
+    fig.update_yaxes(title_text="change (points)", zeroline=True, zerolinewidth=2)
     return _layout(fig, 300, showlegend=False)
 
 
@@ -176,7 +184,7 @@ def probabilities(classes: Sequence[str], bars: Sequence[dict[str, Any]], true_c
         color = ROLE_COLORS.get(b["role"], "#555555")
         fig.add_trace(go.Bar(x=list(classes), y=[float(p) for p in b["probs"]],
                              name=f"{ROLE_NAMES.get(b['role'], b['role'])} · T={b['temperature']:g}",
-                             marker_color=_tint(color, 0.35) if b.get("faint") else color,
+                             marker_color=tint(color, 0.35) if b.get("faint") else color,
                              meta={"role": b["role"], "temperature": b["temperature"]}))
     if true_class is not None:
         fig.add_vline(x=true_class, line=dict(color=class_color(true_class), width=2, dash="dot"))
@@ -216,7 +224,7 @@ def similarity(matrix: Sequence[Sequence[float]], classes: Sequence[str], temper
     fig = go.Figure(go.Heatmap(z=z, x=list(classes), y=list(classes), showscale=False, zmin=0, zmax=SIMILARITY_MAX,
                                colorscale=[[0, "#ffffff"], [1, ROLE_COLORS["teacher"]]], texttemplate="%{z:.2f}",
                                hovertemplate="true %{y}: p(%{x}) = %{z:.3f}<extra></extra>"))
-    return _square(fig, f"Average soft targets at T = {temperature:g}")
+    return _square(fig, "", meta={"temperature": temperature})
 
 
 def display_image(x: np.ndarray, size: int = 112) -> np.ndarray:
@@ -246,4 +254,17 @@ def sweep_heatmap(temperatures: Sequence[float], alphas: Sequence[float], z: Seq
                                showscale=False, hovertemplate="T=%{y}, α=%{x}: %{z:.2f}<extra></extra>", **extra))
     fig.update_xaxes(title_text="α (weight of the soft term)", type="category")
     fig.update_yaxes(title_text="temperature T", type="category")
-    return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"))
+    return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"), margin=dict(l=10, r=10, t=10 + 30 * bool(title), b=10))
+
+
+def fraction_bars(fractions: dict[str, float], title: str = "") -> go.Figure:
+    """Horizontal bars of fractions (0..1+, e.g. a student's size as a fraction of its teacher's), labelled in %,
+    on an axis from 0 to 100 % and beyond only if a fraction is."""
+    names, values = list(fractions), [float(v) for v in fractions.values()]
+    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=ROLE_COLORS["distilled"],
+                           text=[f"{100 * v:.0f} %" for v in values], textposition="outside", cliponaxis=False))
+    fig.add_vline(x=1.0, line=dict(color=ROLE_COLORS["teacher"], dash="dash", width=2))
+    fig.update_xaxes(range=[0, max(1.15, 1.15 * max(values))], tickformat=".0%")
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, 80 + 60 * len(names), showlegend=False, title=dict(text=title, x=0, xanchor="left"),
+                   margin=dict(l=10, r=40, t=40 if title else 10, b=10))

@@ -20,7 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from kdlab.plots.figures import FONT, ROLE_COLORS, _tint
+from kdlab.plots.figures import FONT, ROLE_COLORS, tint
 
 REGION_COLORS = (ROLE_COLORS["teacher"], "#E69F00", ROLE_COLORS["scratch"], "#CC79A7")  # Okabe-Ito
 CLASS_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
@@ -62,7 +62,7 @@ def region_colorscale(num_classes: int) -> list[list]:
     scale = []
     for c in range(num_classes):
         lo, hi = c / num_classes, (c + 1) / num_classes
-        scale += [[lo, _tint(region_color(c), SHADE[0])], [hi, _tint(region_color(c), SHADE[1])]]
+        scale += [[lo, tint(region_color(c), SHADE[0])], [hi, tint(region_color(c), SHADE[1])]]
     return scale
 
 

@@ -17,7 +17,7 @@ from kdlab.base.settings import Setting, changed, format_value, get
 from kdlab.data import dataset_names, train_size
 from kdlab.runs.distill import validate
 from kdlab.training.losses import LOSSES, loss_info, loss_names
-from kdlab.training.models import model_names, validate_spec
+from kdlab.training.models import canonical_spec, model_names, validate_spec
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512)
@@ -39,8 +39,9 @@ def normalised(lab: Lab) -> Lab:
 
 
 def _spec(text: str) -> str:
+    """The spec's one canonical form (mlp:0500 is mlp:500), shown and cached as such."""
     validate_spec(text)  # the grammar and the numbers; whether it fits the data is checked on loading
-    return text
+    return canonical_spec(text)
 
 
 def _uses(fact: str):

@@ -51,7 +51,7 @@ from kdlab.stores.teacher_cache import TeacherStore
 from kdlab.training.engine import MAX_STEP_EVENTS, Event, Split, train
 from kdlab.training.losses import LossOutput, log_softmax, make_loss, validate_loss_params
 from kdlab.training.metrics import predict_logits
-from kdlab.training.models import build_model, parse_spec, validate_spec
+from kdlab.training.models import build_model, canonical_spec, parse_spec, validate_spec
 
 ARMS = ("scratch", "hard", "soft")
 LABELLED_RANGE = (5, 200)  # the few labels of the demonstration; stratified, so 5 still shows every class
@@ -164,8 +164,9 @@ T_RANGE = (0.5, 20.0)  # a slider's range: past ~10 every toy's field is nearly 
 
 
 def _network(spec: str) -> str:
+    """A typed network from a link or a flag: a small one, in its one canonical spelling (mlp:016 is mlp:16)."""
     _check_small_mlp("network", spec, 2)  # every toy's input is 2-D; an mlp fits any number of classes
-    return spec
+    return canonical_spec(spec)
 
 
 def _noise_help() -> str:

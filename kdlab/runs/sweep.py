@@ -18,7 +18,7 @@ from kdlab.base.config import DistillConfig
 from kdlab.base.errors import ConfigError
 from kdlab.base.settings import Setting
 from kdlab.data import Dataset, load_dataset
-from kdlab.runs.batch import Run, run_all
+from kdlab.runs.batch import Executor, Run, run_all
 from kdlab.runs.distill import RunResult, validate
 
 MAX_CELLS = 60  # a sweep is one job on one worker: bound its length
@@ -48,33 +48,40 @@ def validate_grid(base: DistillConfig, temperatures: Sequence[float], alphas: Se
 
 def run_sweep(base: DistillConfig, temperatures: Sequence[float], alphas: Sequence[float], seeds: Sequence[int], *,
               data: Dataset | None = None, on_progress: ProgressFn | None = None,
-              should_stop: Callable[[], bool] | None = None) -> list[dict[str, float]]:
-    """One row per finished cell (see COLUMNS). A stop ends the sweep early with the rows done so far."""
+              should_stop: Callable[[], bool] | None = None, executor: Executor = run_all) -> list[dict[str, float]]:
+    """One row per finished cell (see COLUMNS), in grid order. A stop ends the sweep early with the rows done
+    so far. ``executor`` trains the cells: by default here, one after another (kdlab.serve.ray_backend has one
+    that runs them on a Ray cluster)."""
     configs = validate_grid(base, temperatures, alphas, seeds)
     data = data or load_dataset(base.dataset)
     first_of_seed = {cfg.train.seed: i for i, cfg in reversed(list(enumerate(configs)))}
     runs = [Run(i, cfg, scratch=first_of_seed[cfg.train.seed] == i) for i, cfg in enumerate(configs)]
-    rows: list[dict[str, float]] = []
+    pending: dict[Hashable, RunResult] = {}  # finished cells waiting for their seed's scratch run
+    rows: dict[Hashable, dict[str, float]] = {}
     scratch: dict[int, float] = {}
 
     def progress(key: Hashable, role: str, event: Any) -> None:
         if on_progress is not None:
             on_progress(role, event)
 
-    for i, run in enumerate(runs):  # one at a time, so a row is reported as soon as its cell is done
-        results = run_all([run], data, on_progress=progress, should_stop=should_stop)
-        if not results:
-            break
-        rows.append(_row(run.config, results[i], scratch))
-        if on_progress is not None:
-            on_progress("cell", (i + 1, len(runs), rows[-1]))
-    return rows
+    def finished(key: Hashable, result: RunResult) -> None:  # a row as soon as its cell and its seed's scratch are done
+        pending[key] = result
+        if result.scratch is not None:
+            scratch[configs[key].train.seed] = result.scratch.test_accuracy
+        for i in sorted(k for k in pending if configs[k].train.seed in scratch):
+            rows[i] = _row(configs[i], pending.pop(i), scratch)
+            if on_progress is not None:
+                on_progress("cell", (len(rows), len(runs), rows[i]))
+
+    for key, result in executor(runs, data, on_progress=progress, should_stop=should_stop,
+                                on_result=finished).items():
+        if key not in rows and key not in pending:  # an executor that returned it without reporting it
+            finished(key, result)
+    return [rows[i] for i in sorted(rows)]
 
 
 def _row(cfg: DistillConfig, res: RunResult, scratch: dict[int, float]) -> dict[str, float]:
     seed = cfg.train.seed
-    if res.scratch is not None:
-        scratch[seed] = res.scratch.test_accuracy
     return {"temperature": cfg.temperature, "alpha": cfg.alpha, "seed": seed,
             "student_accuracy": res.distilled.test_accuracy, "scratch_accuracy": scratch[seed],
             "gain": res.distilled.test_accuracy - scratch[seed], "agreement": res.distilled.agreement,

@@ -1,10 +1,14 @@
 """Getting a teacher: from memory, from the disk cache, or by training it once.
 
 The order is memory LRU -> verified disk entry -> (under a cross-process lock) re-check -> train and store.
-Holding the lock while training is what makes thirty sessions asking for one teacher train it once.
+Holding the lock while training is what makes thirty sessions asking for one teacher train it once; the
+others wait for it, and a waiter whose user clicks Stop (or closes the tab) stops waiting within
+``teacher_cache.LOCK_POLL_SECONDS``. Architectures are canonicalised first (``mlp:0500`` is ``mlp:500``), so
+two spellings of one teacher share its cache entry and its memory slot.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -13,14 +17,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from kdlab.stores.teacher_cache import MemoryLRU, TeacherStore, decide, teacher_key
+from kdlab.stores.teacher_cache import LockWaitStopped, MemoryLRU, TeacherStore, teacher_key
 from kdlab.base.config import TeacherConfig, to_dict
 from kdlab.data import Dataset
 from kdlab.training.engine import Event, Split, train
 from kdlab.base.errors import KdlabError
 from kdlab.training.losses import plain_cross_entropy
 from kdlab.training.metrics import accuracy, predict_logits
-from kdlab.training.models import build_model, count_params
+from kdlab.training.models import build_model, canonical_spec, count_params
 
 log = logging.getLogger(__name__)
 MEMORY = MemoryLRU(capacity=8)  # process-wide: every session of a Streamlit server shares these teachers
@@ -49,57 +53,79 @@ class Teacher:
 def get_teacher(cfg: TeacherConfig, data: Dataset, store: TeacherStore | None = None,
                 on_event: Callable[[Event], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> Teacher:
-    cfg.validate()
-    store = store or TeacherStore()
-    key = teacher_key(cfg)
-    memo_key = _memo_key(store, key)
-    if (hit := MEMORY.get(memo_key)) is not None:
-        return _as_source(hit, "memory")
-    teacher = _load(store, key, cfg, data)
+    """The teacher of ``cfg``, trained at most once per cache. Raises RunStopped if ``should_stop()`` turns
+    true while it trains or while it waits for another run that trains it."""
+    cfg, store, key, memo_key = _identify(cfg, store)
+    if (hit := _from_memory(store, key, memo_key)) is not None:
+        return hit
+    teacher, reported = _load(store, key, cfg, data)
     if teacher is None:
-        with store.lock(key):
-            if (hit := MEMORY.get(memo_key)) is not None:  # another thread trained it while we waited: this
-                return _as_source(hit, "memory")  # is the only copy when the cache folder is not writable
-            teacher = _load(store, key, cfg, data, warn=False)  # another process may have trained it meanwhile
-            if teacher is None:
-                teacher = _train_and_store(cfg, data, store, key, on_event, should_stop)
-            MEMORY.put(memo_key, teacher)  # still under the lock, so the next waiter finds it
-            return teacher
+        try:
+            with store.lock(key, should_stop):
+                if (hit := _from_memory(store, key, memo_key)) is not None:  # another thread trained it while we
+                    return hit  # waited: the only copy when the cache folder is not writable
+                teacher, _ = _load(store, key, cfg, data, report=not reported)  # another process may have trained it
+                if teacher is None:
+                    teacher = _train_and_store(cfg, data, store, key, on_event, should_stop)
+                MEMORY.put(memo_key, teacher)  # still under the lock, so the next waiter finds it
+                return teacher
+        except LockWaitStopped:
+            raise RunStopped("stopped while waiting for another run to train the same teacher; nothing was "
+                             "trained") from None
     MEMORY.put(memo_key, teacher)
     return teacher
 
 
 def find_teacher(cfg: TeacherConfig, data: Dataset, store: TeacherStore | None = None) -> Teacher | None:
-    """The teacher of ``cfg`` from memory or the disk cache, else None: never trains (a page that only shows
-    a teacher's outputs asks this)."""
+    """The teacher of ``cfg`` if it is in memory or in the disk cache, else None: never trains, never waits."""
+    cfg, store, key, memo_key = _identify(cfg, store)
+    if (hit := _from_memory(store, key, memo_key)) is not None:
+        return hit
+    teacher, _ = _load(store, key, cfg, data)
+    if teacher is not None:
+        MEMORY.put(memo_key, teacher)
+    return teacher
+
+
+def _identify(cfg: TeacherConfig, store: TeacherStore | None) -> tuple[TeacherConfig, TeacherStore, str, str]:
+    """(cfg with its canonical architecture, store, cache key, memory key); ConfigError before any work."""
+    cfg.validate()
+    if (arch := canonical_spec(cfg.arch)) != cfg.arch:
+        cfg = dataclasses.replace(cfg, arch=arch)
     store = store or TeacherStore()
     key = teacher_key(cfg)
-    if (hit := MEMORY.get(_memo_key(store, key))) is not None:
-        return _as_source(hit, "memory")
-    teacher = _load(store, key, cfg, data)
-    if teacher is not None:
-        MEMORY.put(_memo_key(store, key), teacher)
-    return teacher
+    return cfg, store, key, _memo_key(store, key)
 
 
 def _memo_key(store: TeacherStore, key: str) -> str:
     return f"{store.root}:{key}"  # tests and users may point stores at several folders in one process
 
 
+def _from_memory(store: TeacherStore, key: str, memo_key: str) -> Teacher | None:
+    if (hit := MEMORY.get(memo_key)) is None:
+        return None
+    store.touch(key)  # a teacher served from memory is in use: its disk entry is not least recently used
+    return _as_source(hit, "memory")
+
+
 def _as_source(t: Teacher, source: str) -> Teacher:
     return Teacher(t.model, t.config, t.key, t.train_logits, t.test_logits, t.meta, source, list(t.warnings))
 
 
-def _load(store: TeacherStore, key: str, cfg: TeacherConfig, data: Dataset, warn: bool = True) -> Teacher | None:
-    state, entry, why = store.read(key)
-    if decide(state) == "load":
+def _load(store: TeacherStore, key: str, cfg: TeacherConfig, data: Dataset,
+          report: bool = True) -> tuple[Teacher | None, bool]:
+    """(the cached teacher or None, whether an unusable entry was reported). Reported once per request, not
+    again on the re-check under the lock."""
+    found = store.read(key)
+    why = found.problem if found.state == "corrupt" else ""
+    if found.entry is not None:
         try:
-            return _from_entry(entry, cfg, data)
+            return _from_entry(found.entry, cfg, data), False
         except (RuntimeError, ValueError) as exc:  # shapes do not fit this dataset or architecture
             why = f"{type(exc).__name__}: {exc}"
-    if why and warn:  # reported once per request, not again on the re-check under the lock
+    if why and report:
         log.warning("teacher cache entry %s is unusable and will be rebuilt: %s", key, why)
-    return None
+    return None, bool(why)
 
 
 def _from_entry(entry, cfg: TeacherConfig, data: Dataset) -> Teacher:

@@ -7,9 +7,15 @@ Spec grammar: ``FAMILY[:ARG][:dropout=P]``
 * ``cnn:small`` / ``cnn:medium`` - LeNet-like CNNs for image inputs (any HxW >= 8)
 
 ``:dropout=P`` adds dropout after every hidden layer (Hinton 2015's teacher used it).
+
+Every spec has one canonical spelling (``canonical_spec``): ``mlp:0500`` and `` mlp:500 `` are ``mlp:500``,
+``:dropout=0.20`` is ``:dropout=0.2`` and ``:dropout=0`` is dropped. Cache keys and reports use it, so two
+spellings of one network share one cached teacher. Specs are ASCII and lower case: Python's ``int()`` reads
+``'١٠٠'`` as 100 and a 5 000-digit width raises ValueError, so both are refused with a ConfigError first.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -23,36 +29,70 @@ from kdlab.base.registry import Registry
 SPEC_FORMS = "linear, mlp:<width>[-<width>...] (e.g. mlp:1200-1200), cnn:small, cnn:medium; optional :dropout=<0..0.9>"
 MAX_WIDTH = 8192  # bounds memory for specs typed into a UI or URL
 MAX_LAYERS = 8
+MAX_SPEC_CHARS = 120  # the longest valid canonical spec is ~60 characters; leading zeros get some slack
+_SPEC_CHARS = re.compile(r"[a-z0-9:=.+-]+")  # ASCII only: str.isdigit and int() also take other scripts' digits
+_DROPOUT = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[-+]?[0-9]+)?")  # float() would also take '١', ' 1', '1_0'
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     family: str
-    arg: str  # "1200-1200" for mlp, "small" for cnn, "" for linear
+    arg: str  # canonical: "1200-1200" for mlp, "small" for cnn, "" for linear
     dropout: float = 0.0
+
+    def __str__(self) -> str:
+        """The canonical spec: ``mlp:1200-1200:dropout=0.2``."""
+        return (self.family + (f":{self.arg}" if self.arg else "")
+                + (f":dropout={self.dropout!r}" if self.dropout else ""))
 
 
 Builder = Callable[[ModelSpec, tuple[int, ...], int], nn.Module]
 ARCHITECTURES: Registry[Builder] = Registry("architecture family")
+# family -> (arg, spec) -> the arg's canonical form, ConfigError if invalid. Checked while parsing, so a spec
+# is fully validated (except for fitting the data) before any model is built.
+ARG_FORMS: dict[str, Callable[[str, str], str]] = {}
 
 
 def parse_spec(spec: str) -> ModelSpec:
+    """The parts of a spec, in canonical form; ConfigError for anything malformed."""
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"empty model spec; valid forms: {SPEC_FORMS}")
-    family, *rest = spec.strip().split(":")
+    text = spec.strip()
+    if len(text) > MAX_SPEC_CHARS:
+        raise ConfigError(f"model spec {_shown(text)} is too long ({len(text)} characters, at most "
+                          f"{MAX_SPEC_CHARS}); valid forms: {SPEC_FORMS}")
+    if not _SPEC_CHARS.fullmatch(text):
+        bad = next((c for c in text if not _SPEC_CHARS.fullmatch(c)), "")
+        hint = f" (specs are lower case: {_shown(text.lower())}?)" if text.isascii() and text.lower() != text else ""
+        raise ConfigError(f"model spec {_shown(text)} has the character {bad!r}: only a-z, 0-9 and ':=.+-' "
+                          f"are allowed{hint}; valid forms: {SPEC_FORMS}")
+    family, *rest = text.split(":")
     dropout = 0.0
     if rest and rest[-1].startswith("dropout="):
-        dropout = _parse_dropout(rest.pop()[len("dropout="):], spec)
+        dropout = _parse_dropout(rest.pop()[len("dropout="):], text)
     if family not in ARCHITECTURES or len(rest) > 1:
-        raise ConfigError(f"malformed model spec {spec!r}; valid forms: {SPEC_FORMS}")
-    return ModelSpec(family, rest[0] if rest else "", dropout)
+        raise ConfigError(f"malformed model spec {_shown(text)}; valid forms: {SPEC_FORMS}")
+    arg = rest[0] if rest else ""
+    form = ARG_FORMS.get(family)
+    return ModelSpec(family, form(arg, text) if form else arg, dropout)
+
+
+def canonical_spec(spec: str) -> str:
+    """The one spelling of ``spec``: ``canonical_spec(" mlp:0500:dropout=0.20")`` is ``"mlp:500:dropout=0.2"``.
+    ConfigError for a malformed spec. Idempotent: a canonical spec is its own canonical form."""
+    return _canonical(spec) if isinstance(spec, str) else str(parse_spec(spec))  # a list is not hashable
+
+
+@functools.lru_cache(maxsize=1024)  # pure, and asked on every cache lookup (each page view of a teacher)
+def _canonical(spec: str) -> str:
+    return str(parse_spec(spec))
 
 
 def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """A fresh, randomly initialised model (seed torch beforehand for reproducibility)."""
     parsed = parse_spec(spec)
     model = ARCHITECTURES.get(parsed.family)(parsed, tuple(input_shape), num_classes)
-    model.spec = spec  # type: ignore[attr-defined]  # kept for reports and the cache
+    model.spec = str(parsed)  # type: ignore[attr-defined]  # canonical, for reports and the cache
     return model
 
 
@@ -94,13 +134,15 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def _parse_dropout(text: str, spec: str) -> float:
-    try:
-        p = float(text)
-    except ValueError:
-        p = -1.0
+    p = float(text) if _DROPOUT.fullmatch(text) else -1.0  # the pattern bounds the text: float() cannot fail
     if not 0.0 <= p <= 0.9:
-        raise ConfigError(f"dropout in {spec!r} must be a number in [0, 0.9]; valid forms: {SPEC_FORMS}")
+        raise ConfigError(f"dropout in {_shown(spec)} must be a number in [0, 0.9]; valid forms: {SPEC_FORMS}")
     return p
+
+
+def _shown(spec: str) -> str:
+    """A spec for a one-line message: a 5 000-character one would swamp it."""
+    return repr(spec if len(spec) <= 40 else spec[:40] + "…")
 
 
 def _flat_dim(input_shape: tuple[int, ...]) -> int:
@@ -110,21 +152,33 @@ def _flat_dim(input_shape: tuple[int, ...]) -> int:
     return n
 
 
+def _linear_arg(arg: str, spec: str) -> str:
+    if arg:
+        raise ConfigError(f"'linear' takes no argument; valid forms: {SPEC_FORMS}")
+    return ""
+
+
 @ARCHITECTURES.register("linear")
 def _linear(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    if spec.arg:
-        raise ConfigError(f"'linear' takes no argument; valid forms: {SPEC_FORMS}")
     return nn.Sequential(nn.Flatten(), nn.Linear(_flat_dim(input_shape), num_classes))
+
+
+def _mlp_widths(arg: str, spec: str) -> str:
+    """'0500-1200' -> '500-1200'. Widths are compared as digit strings before int(): int() of a 5 000-digit
+    string raises ValueError (Python's int_max_str_digits), and there is no point converting one anyway."""
+    if not re.fullmatch(r"[0-9]+(-[0-9]+)*", arg):
+        raise ConfigError(f"mlp needs hidden widths like mlp:100 or mlp:1200-1200; valid forms: {SPEC_FORMS}")
+    digits = [w.lstrip("0") or "0" for w in arg.split("-")]
+    if len(digits) > MAX_LAYERS or not all(len(w) <= len(str(MAX_WIDTH)) and 1 <= int(w) <= MAX_WIDTH
+                                           for w in digits):
+        raise ConfigError(f"mlp widths must be 1..{MAX_WIDTH}, at most {MAX_LAYERS} layers; got {_shown(arg)}; "
+                          f"valid forms: {SPEC_FORMS}")
+    return "-".join(digits)
 
 
 @ARCHITECTURES.register("mlp")
 def _mlp(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    if not re.fullmatch(r"\d+(-\d+)*", spec.arg):
-        raise ConfigError(f"mlp needs hidden widths like mlp:100 or mlp:1200-1200; valid forms: {SPEC_FORMS}")
-    widths = [int(w) for w in spec.arg.split("-")]
-    if len(widths) > MAX_LAYERS or not all(1 <= w <= MAX_WIDTH for w in widths):
-        raise ConfigError(f"mlp widths must be 1..{MAX_WIDTH}, at most {MAX_LAYERS} layers; got {spec.arg!r}; "
-                          f"valid forms: {SPEC_FORMS}")
+    widths = [int(w) for w in _mlp_widths(spec.arg, spec.arg).split("-")]  # a ModelSpec may be built by hand
     layers: list[nn.Module] = [nn.Flatten()]
     fan_in = _flat_dim(input_shape)
     for w in widths:
@@ -139,10 +193,15 @@ def _mlp(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.
 CNN_CHANNELS = {"small": (6, 16, 120, 84), "medium": (32, 64, 256, 128)}  # LeNet-5 and a wider sibling
 
 
+def _cnn_size(arg: str, spec: str) -> str:
+    if arg not in CNN_CHANNELS:
+        raise ConfigError(f"unknown cnn size {_shown(arg)}; valid forms: {SPEC_FORMS}")
+    return arg
+
+
 @ARCHITECTURES.register("cnn")
 def _cnn(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    if spec.arg not in CNN_CHANNELS:
-        raise ConfigError(f"unknown cnn size {spec.arg!r}; valid forms: {SPEC_FORMS}")
+    _cnn_size(spec.arg, spec.arg)
     if len(input_shape) != 3 or min(input_shape[1:]) < 8:
         raise ConfigError(f"cnn:{spec.arg} needs image inputs of at least 8x8, got shape {input_shape}")
     c1, c2, f1, f2 = CNN_CHANNELS[spec.arg]
@@ -156,6 +215,9 @@ def _cnn(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.
         nn.Linear(f1, f2), nn.ReLU(), *drop,
         nn.Linear(f2, num_classes),
     )
+
+
+ARG_FORMS.update(linear=_linear_arg, mlp=_mlp_widths, cnn=_cnn_size)
 
 
 def model_names() -> list[str]:

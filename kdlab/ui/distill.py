@@ -1,6 +1,7 @@
 """The Distill page's pieces: the pool job of one Run press, its live panel, and the results of a run."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Callable
@@ -28,6 +29,7 @@ RUNNING = "kd.distill.running"  # the Lab of the run in progress (the widgets ma
 def distill_job(lab: Lab, data: Dataset) -> Callable[[Job], tuple[RunRecord, dict]]:
     """The work of one Run press on a pool worker: every seed's twins, then the record (saved unless stopped)."""
     store = resources.run_store()
+    owner = runner.session_owner()  # read here, on the session's thread: the worker has no session
 
     def fn(job: Job) -> tuple[RunRecord, dict]:
         t0 = time.perf_counter()
@@ -38,7 +40,7 @@ def distill_job(lab: Lab, data: Dataset) -> Callable[[Job], tuple[RunRecord, dic
             raise RunStopped("the run was stopped before its first student finished a step; nothing to show")
         log.info("job %s: %d seed(s) trained in %.2f s after %.2f s in the queue", job.id, len(results),
                  time.perf_counter() - t0, (job.started or job.submitted) - job.submitted)
-        record = build_record(lab, results)
+        record = dataclasses.replace(build_record(lab, results), owner=owner)
         first = results[0]
         outputs = {role: s.test_logits for role, s in (("distilled", first.distilled), ("scratch", first.scratch))
                    if s is not None}
@@ -77,7 +79,7 @@ def live_panel(job: Job, lab: Lab) -> None:
     fraction, text = live.progress(events, lab)
     st.progress(min(1.0, fraction), text=text)
     if curves := live.curves(events):
-        layout.chart(plots.training_curves(curves, presenter=layout.presenter()), key="live_curves")
+        layout.chart(plots.training_curves(curves), key="live_curves")
         st.caption("Live: the students' losses and test accuracy as they train (the seed in progress).")
 
 
@@ -95,7 +97,7 @@ def results(record: RunRecord, ls: settings.LabSettings) -> None:
         st.info(f"This run hit its time limit: {record.stopped}.")
     for message in record.warnings:
         st.warning(message)
-    st.dataframe(results_table(record), hide_index=True, key="results_table", width="stretch")
+    st.table(results_table(record))  # a static table wraps on a 1024-wide projector; a dataframe clips columns
     d = record.distilled[0]
     st.caption(f"{record.test_size} test images. The student has {record.teacher.params / d.params:.1f}× fewer "
                "parameters than the teacher. Agreement: how often a student predicts the teacher's class.")
@@ -103,7 +105,7 @@ def results(record: RunRecord, ls: settings.LabSettings) -> None:
         kind, text = found
         (st.success if kind == CLEAR_GAIN else st.info)(text)
     layout.chart(plots.training_curves({"distilled": d.curve, "scratch": record.scratch[0].curve if record.scratch
-                                        else None}, record.teacher.test_accuracy, presenter=layout.presenter()),
+                                        else None}, record.teacher.test_accuracy),
                  key="curves")
     seed = f" (seed {d.seed})" if len(record.distilled) > 1 else ""
     st.caption(f"Curves{seed}: each loss point is the mean since the previous one. Look for the distilled "
@@ -151,9 +153,9 @@ def results_table(record: RunRecord) -> pd.DataFrame:
         spread = "" if len(acc) == 1 else f" ± {pd.Series(acc).std():.1f}"
         rows.append({"model": name, "test accuracy (%)": f"{sum(acc) / len(acc):.1f}{spread}",
                      "per seed": ", ".join(f"{a:.1f}" for a in acc) if len(acc) > 1 else "",
-                     "agreement (%)": f"{100 * sum(m.agreement for m in models) / len(models):.1f}",
-                     "parameters": f"{models[0].params:,}", "µs per example": f"{1e6 * models[0].latency_s:.2f}"})
-    table = pd.DataFrame(rows)
+                     "agrees with teacher (%)": f"{100 * sum(m.agreement for m in models) / len(models):.1f}",
+                     "parameters": f"{models[0].params:,}", "µs / example": f"{1e6 * models[0].latency_s:.2f}"})
+    table = pd.DataFrame(rows).set_index("model")
     return table if len(record.distilled) > 1 else table.drop(columns="per seed")
 
 

@@ -137,11 +137,10 @@ def show(report: dict[str, Any]) -> None:
         layout.chart(fig, key=f"exp.fig{i}")
     if report["experiment"] == "omitted-class":
         bias_panel(report)
-    ours, paper = st.columns([3, 2])
-    ours.markdown("**Ours** (test accuracy, %)")
-    ours.dataframe(arms_table(report), hide_index=True, key="exp.arms")
-    paper.markdown("**The paper's reference numbers** (not measured here)")
-    paper.dataframe(paper_table(report["paper"]), hide_index=True, key="exp.paper")
+    st.markdown("**Ours** (test accuracy, %)")  # static tables: they wrap on a projector, a dataframe clips
+    st.table(arms_table(report).set_index("arm"))
+    st.markdown("**The paper's reference numbers** (not measured here)")
+    st.table(paper_table(report["paper"]).set_index("what"))
     st.download_button("Download the report (JSON)", json.dumps(report, indent=1), key="exp.download",
                        file_name=f"kdlab-{report['experiment']}-{report['dataset']}.json", mime="application/json",
                        on_click="ignore")
@@ -179,9 +178,8 @@ def bias_panel(report: dict[str, Any]) -> None:
                f"{100 * zero['overall_accuracy']:.2f} %. The paper (MNIST, 3s omitted): "
                f"{100 * paper['class_accuracy']:.1f} % of the 3s right, {100 * paper['class_accuracy_with_bias']:.1f} "
                f"% with +{paper['bias']:g}.")
-    left, right = st.columns(2)
-    layout.chart(plots.per_class_bars(report, bias), key="exp.classes", where=left)
-    layout.chart(plots.bias_tradeoff(report, bias), key="exp.tradeoff", where=right)
+    layout.chart(plots.per_class_bars(report, bias), key="exp.classes")  # one a row: ten classes need the width
+    layout.chart(plots.bias_tradeoff(report, bias), key="exp.tradeoff")
 
 
 def paper_table(paper: dict[str, Any]) -> pd.DataFrame:

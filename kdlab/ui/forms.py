@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
+from kdlab.base.errors import KdlabError
 from kdlab.base.settings import MAX_TEXT, Setting, Table, from_params, get, put, to_params
 
 Note = Callable[[Any, Any], None]  # (where, state): draws a caption under a group of the sidebar
@@ -53,10 +54,21 @@ def draw(table: Table, state: Any, prefix: str, where: Any, *, names: Sequence[s
             group = s.group
             where.markdown(f"**{group}**")
         value = _widget(box, s, key(prefix, s), get(state, s), options.get(s.name), formats.get(s.name), s.upper(state))
-        state = put(state, s, value)
+        state = put(state, s, _checked(s, value))
     if group in notes:
         notes[group](where, state)
     return state
+
+
+def _checked(s: Setting, value: Any) -> Any:
+    """A typed value in its canonical form (a model spec); one that fails is kept, for the page's one validation
+    to explain."""
+    if s.check is None:
+        return value
+    try:
+        return s.check(value)
+    except KdlabError:
+        return value
 
 
 def read_url(table: Table, state: Any, fallback: Any, fits: Callable[[Any], None] | None = None) -> Any | None:

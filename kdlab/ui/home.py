@@ -11,7 +11,8 @@ PAGES = {"Playground": "Three students on 2-D data, live: from few labels, the t
          "Temperature": "Watch soft targets flatten as T rises, on the teacher's cached outputs.",
          "Sweep": "A grid over T × α (× seeds): where does distillation help most?",
          "Runs": "Every finished run, overlaid; download configs, results and weights.",
-         "Experiments": "Hinton 2015's experiments, several seeds each."}
+         "Experiments": "Hinton 2015's experiments, several seeds each.",
+         "Lesson": "Distillation's story in six steps, for a lecture: what to look for, and the lab's own results."}
 
 
 def home() -> None:

@@ -12,12 +12,13 @@ from typing import Callable, Iterator
 import streamlit as st
 
 from kdlab.base.errors import KdlabError
+from kdlab.serve.jobs import Busy
 from kdlab.ui import process, state
 
 # Material icons ship with Streamlit's frontend: they render even where no emoji font is installed.
 ICONS = {"Home": ":material/home:", "Playground": ":material/scatter_plot:", "Distill": ":material/science:",
          "Temperature": ":material/thermostat:", "Sweep": ":material/grid_on:", "Runs": ":material/history:",
-         "Experiments": ":material/biotech:"}
+         "Experiments": ":material/biotech:", "Lesson": ":material/school:"}
 CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 PAGE_FILE = re.compile(r"(\d+)_(\w+)\.py")
 ROOT = Path(__file__).resolve().parents[2]  # the folder of app.py, pages/ and assets/
@@ -132,9 +133,13 @@ def explain(title: str, name: str) -> None:
 
 @contextlib.contextmanager
 def errors_as_messages() -> Iterator[None]:
-    """A KdlabError inside the block shows as ``st.error(message)``, never a traceback."""
+    """A KdlabError inside the block shows as ``st.error(message)``, never a traceback; when it is this
+    session's other job that is in the way (one active job a session), a button stops that job."""
     try:
         yield
+    except Busy as exc:
+        st.error(f"{str(exc)[0].upper()}{str(exc)[1:]}.")
+        st.button(f"Stop “{exc.job.label}”", key="busy.stop", on_click=exc.job.stop)
     except KdlabError as exc:
         st.error(str(exc))
 

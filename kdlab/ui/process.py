@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import threading
 
 from kdlab.serve.jobs import JobPool, default_workers
@@ -19,7 +20,8 @@ WARM_MODULES = ("torch", "kdlab.training.losses", "plotly.graph_objects", "kdlab
 
 
 def init_process() -> None:
-    """Once per server process: one intra-op torch thread per job.
+    """Once per server process: one intra-op torch thread per job, and a sweep of the stores' stale temporary
+    folders (left by writers killed before this start).
 
     The pool runs one training job per core (KDLAB_WORKERS, default = cores). With torch's default of one
     intra-op thread per core, N concurrent jobs would run N x cores threads on N cores; measured here with a
@@ -36,6 +38,19 @@ def init_process() -> None:
             pin_threads(1)
             _threads_set = True
             log.info("kdlab: torch uses 1 intra-op thread per job")
+            _sweep_stores()
+
+
+def _sweep_stores() -> None:
+    """Temporary folders that writers killed before this start left in both stores (once per process)."""
+    from kdlab.stores.run_store import RunStore
+    from kdlab.stores.teacher_cache import TeacherStore
+
+    for store in (TeacherStore(), RunStore()):
+        try:
+            store.sweep_temporary()
+        except OSError as exc:  # a read-only cache: nothing to sweep that we could sweep
+            log.warning("kdlab: could not sweep %s: %s", store.dir, exc)
 
 
 def pool() -> JobPool:
@@ -44,8 +59,20 @@ def pool() -> JobPool:
     init_process()  # before any worker can run a torch op
     with _lock:
         if _pool is None:
-            _pool = JobPool()  # size: KDLAB_WORKERS, else one worker per core
+            _pool = _new_pool()
         return _pool
+
+
+def _new_pool() -> JobPool:
+    """KDLAB_RAY_ADDRESS set: every job runs on that Ray cluster ("local" starts one for this server); else
+    here, with KDLAB_WORKERS workers (default: one per core). An unreachable cluster is a KdlabError, shown
+    where a run was asked for; the next run tries again."""
+    address = os.environ.get("KDLAB_RAY_ADDRESS", "").strip()
+    if not address:
+        return JobPool()
+    from kdlab.serve.ray_pool import RayJobPool  # only now: Ray is an optional extra
+
+    return RayJobPool.connect(address)
 
 
 def stats() -> dict[str, int]:

@@ -45,6 +45,14 @@ def param_count(spec: str, input_shape: tuple[int, ...], num_classes: int) -> in
         return count_params(build_model(spec, input_shape, num_classes))
 
 
+@functools.lru_cache(maxsize=16)
+def student_model(run_id: str, spec: str, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
+    """A stored run's distilled student, rebuilt from its verified weights (runs are immutable: cache it)."""
+    model = build_model(spec, input_shape, num_classes)
+    model.load_state_dict(run_store().weights(run_id))
+    return model.eval()
+
+
 def cached_teacher(cfg: DistillConfig, data: Dataset) -> Teacher | None:
     """The teacher of ``cfg`` if it is in memory or in the disk cache, else None: never trains."""
     return find_teacher(cfg.teacher_config(), data, TeacherStore())

@@ -11,14 +11,14 @@ no timers, so tests wait with ``job.wait()`` and then rerun the app, which is de
 """
 from __future__ import annotations
 
+import secrets
 from typing import Any, Callable
 
 import streamlit as st
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from kdlab.base.errors import KdlabError
-from kdlab.serve.jobs import Job
+from kdlab.serve.jobs import Busy, Job
 from kdlab.ui import resources
 
 POLL_SECONDS = 0.5  # a running job: at most two redraws a second per watching session
@@ -43,15 +43,35 @@ def session_alive() -> Callable[[], bool]:
     return alive
 
 
+OWNER = "kd.owner"  # a random name of this browser session: what its runs are labelled with
+
+
+def session_owner() -> str:
+    """This browser session's random name (made on first use): its runs are private to it."""
+    return st.session_state.setdefault(OWNER, secrets.token_hex(8))
+
+
+def _client_address() -> str | None:
+    """The browser's address (None on loopback, in AppTest, or when Streamlit cannot tell)."""
+    try:
+        return st.context.ip_address
+    except Exception:  # no runtime (AppTest, a script): no client to bound
+        return None
+
+
 def current(slot: str) -> Job | None:
     return st.session_state.get(PREFIX + slot)
 
 
 def submit(slot: str, fn: Callable[[Job], Any], label: str = "") -> Job:
+    """Queue ``fn`` as this session's job in ``slot``. The pool allows one active job per session across all
+    pages (kdlab.serve.jobs.Busy names it: ``layout.errors_as_messages`` offers to stop it) and a few queued
+    jobs per client address (QueueFull)."""
     job = current(slot)
     if job is not None and job.active:
-        raise KdlabError("a run is already in progress on this page; stop it or wait for it to finish")
-    job = resources.pool().submit(fn, alive=session_alive(), label=label)
+        raise Busy(job)
+    job = resources.pool().submit(fn, alive=session_alive(), label=label, owner=session_owner(),
+                                  client=_client_address())
     st.session_state[PREFIX + slot] = job
     st.session_state.pop(ERROR_PREFIX + slot, None)  # the last run's message lasts until the next run
     return job

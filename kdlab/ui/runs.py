@@ -1,7 +1,9 @@
 """The Runs page's pieces: this session's runs and those kept on disk, a table, overlays and downloads."""
 from __future__ import annotations
 
+import hmac
 import json
+import os
 import time
 
 import pandas as pd
@@ -10,17 +12,37 @@ import streamlit as st
 from kdlab.base.errors import KdlabError
 from kdlab.base.record import RunRecord
 from kdlab.plots import figures as plots
-from kdlab.ui import layout, resources, state
+from kdlab.ui import layout, resources, runner, state
+
+
+LECTURER = "kd.lecturer"  # True once this session gave the lecturer's token (KDLAB_LECTURER_TOKEN)
 
 
 def all_runs() -> list[tuple[RunRecord, bool]]:
-    """(record, from this session) pairs: this session's runs (some unsaved), then the stored ones not among
-    them; newest first."""
+    """(record, from this session) pairs, newest first: this session's runs (some unsaved) and the stored ones
+    it made; every stored run in the lecturer's view. A student sees no other student's runs."""
     mine = state.runs()
     seen = {r.id for r in mine if r.id}
-    stored = [r for r in resources.run_store().list() if r.id not in seen]
+    owner = runner.session_owner()
+    everyone = bool(st.session_state.get(LECTURER))
+    stored = [r for r in resources.run_store().list() if r.id not in seen and (everyone or r.owner == owner)]
     pairs = [(r, True) for r in mine] + [(r, False) for r in stored]
     return sorted(pairs, key=lambda pair: pair[0].created, reverse=True)
+
+
+def lecturer_login() -> None:
+    """The lecturer's view of every run, behind the token the server was started with (none: no such view)."""
+    token = os.environ.get("KDLAB_LECTURER_TOKEN", "")
+    if not token or st.session_state.get(LECTURER):
+        return
+    with st.expander("Lecturer view"):
+        given = st.text_input("Lecturer token", type="password", key="runs.token",
+                              help="Shows every student's runs; the server's KDLAB_LECTURER_TOKEN.")
+        if given and hmac.compare_digest(given.encode(), token.encode()):
+            st.session_state[LECTURER] = True
+            st.rerun()
+        elif given:
+            st.error("That is not the lecturer token.")
 
 
 def key(run: RunRecord) -> str:

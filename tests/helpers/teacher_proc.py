@@ -8,6 +8,9 @@
                                                 # the entry fails with EFBIG at its 2 KiB logits file, as a
                                                 # full disk fails with ENOSPC; prints
                                                 # {"source", "key", "warnings"}
+    python teacher_proc.py hold OUTDIR KIND KEY     # hold the store's lock on KEY (KIND "lock": exclusive, as a
+                                                # trainer; "reading": shared, as a reader), write OUTDIR/holding,
+                                                # and keep it until OUTDIR/release exists
 
 KDLAB_CACHE_DIR selects the cache. The dataset is synthetic (torch only, no scikit-learn import) and
 identical in every process, so every process computes the same key.
@@ -85,6 +88,19 @@ def _full_disk() -> None:
     print(json.dumps({"source": t.source, "key": t.key, "warnings": t.warnings}))
 
 
+def _hold(outdir: Path, kind: str, key: str) -> None:
+    from kdlab.stores.teacher_cache import TeacherStore
+
+    store = TeacherStore()
+    with (store.lock(key) if kind == "lock" else store.reading(key)) as got:
+        if kind == "reading" and not got:
+            raise SystemExit("the shared lock was not free")
+        (outdir / "holding").touch()
+        deadline = time.monotonic() + 120
+        while not (outdir / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     mode, out = sys.argv[1], Path(sys.argv[2])
@@ -94,5 +110,7 @@ if __name__ == "__main__":
         _die_writing(out)
     elif mode == "full-disk":
         _full_disk()
+    elif mode == "hold":
+        _hold(out, sys.argv[3], sys.argv[4])
     else:
         raise SystemExit(f"unknown mode {mode!r}")

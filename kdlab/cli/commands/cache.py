@@ -27,7 +27,9 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         return {"action": "list", "folder": str(store.dir), "entries": entries}
     if entries and not a.yes:
         _confirm(len(entries), sum(e["size_bytes"] for e in entries), store.dir)
-    return {"action": "clear", "folder": str(store.dir), "removed": store.clear()}
+    report = store.clear_report()
+    return {"action": "clear", "folder": str(store.dir), "removed": len(report.removed),
+            "removed_keys": report.removed, "not_removed": report.failed}
 
 
 def _confirm(n: int, n_bytes: int, folder) -> None:
@@ -41,7 +43,8 @@ def _confirm(n: int, n_bytes: int, folder) -> None:
 
 def show(out: dict[str, Any]) -> str:
     if out["action"] == "clear":
-        return f"removed {out['removed']} cached teacher(s) from {out['folder']}"
+        kept = [f"not removed: {key}: {why}" for key, why in out["not_removed"].items()]
+        return "\n".join([f"removed {out['removed']} cached teacher(s) from {out['folder']}", *kept])
     rows = [[e["key"], e["dataset"], e["arch"], fmt.pct(e["test_accuracy"]), fmt.size(e["size_bytes"]),
              e["state"] + (f": {e['problem']}" if e["problem"] else "")] for e in out["entries"]]
     total = sum(e["size_bytes"] for e in out["entries"])

@@ -1,0 +1,66 @@
+"""pages/6_Lesson.py in AppTest: the lesson walked end to end, a figure at every step, the step in the URL."""
+import pytest
+
+from kdlab.ui import lesson
+
+PAGE = "pages/6_Lesson.py"
+
+
+@pytest.fixture
+def fresh_results(monkeypatch):
+    monkeypatch.setattr(lesson, "_RESULTS", {})  # each test computes its steps (the server keeps them otherwise)
+
+
+def _step(at) -> int:
+    return at.session_state["kd.lesson.step"].step
+
+
+def _run_if_asked(at, finish_jobs):
+    """Press the step's Run button (or the teacher's), wait for its job, and rerun, until the step is drawn."""
+    for _ in range(3):
+        buttons = [b for b in at.button if b.key and b.key.startswith("lesson.run.")]
+        if not buttons:
+            return
+        buttons[0].click().run()
+        finish_jobs(at, timeout=180)
+
+
+def test_the_lesson_walks_end_to_end_with_a_figure_at_every_step(app, finish_jobs, fresh_results):
+    app.switch_page(PAGE).run()
+    seen = []
+    for step in range(1, len(lesson.STEPS) + 1):
+        assert _step(app) == step and app.query_params["step"] == str(step)
+        _run_if_asked(app, finish_jobs)
+        assert not app.exception and not app.error, (step, [e.value for e in app.error])
+        assert any(i.value.startswith("**Look for:**") for i in app.info)
+        assert app.get("plotly_chart"), f"step {step} shows no figure"
+        seen.append(app.header[0].value)
+        if step < len(lesson.STEPS):
+            app.button(key="lesson.next.top").click().run()
+    assert seen == [f"{k}. {s.title}" for k, s in enumerate(lesson.STEPS, 1)]
+    assert app.button(key="lesson.next.top").disabled
+    app.button(key="lesson.prev.bottom").click().run()
+    assert _step(app) == len(lesson.STEPS) - 1
+
+
+def test_a_link_opens_a_step_and_its_result_is_kept_for_the_next_visitor(app, finish_jobs, fresh_results):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import APP_ROOT
+
+    app.query_params.update({"step": "3"})
+    app.switch_page(PAGE).run()
+    assert _step(app) == 3
+    _run_if_asked(app, finish_jobs)
+    assert any("every one of 3 seeds" in s.value for s in app.success)  # a clear gain over three seeds
+    other = AppTest.from_file(str(APP_ROOT / "app.py"), default_timeout=60).run()  # another student, later
+    other.query_params.update({"step": "3"})
+    other.switch_page(PAGE).run()
+    assert not [b for b in other.button if b.key and b.key.startswith("lesson.run.")]  # kept: no second run
+    assert other.table
+
+
+def test_the_clicker_keys_are_on_the_top_buttons(app):
+    app.switch_page(PAGE).run()
+    assert app.button(key="lesson.next.top").proto.shortcut.lower() == "pagedown"  # what clickers send
+    assert app.button(key="lesson.prev.top").proto.shortcut.lower() == "pageup"
