@@ -57,3 +57,79 @@ def test_every_page_renders_its_own_content_with_defaults(app, path, title, kdla
     assert app.title[0].value == title
     shown = " ".join(e.value for e in [*app.info, *app.markdown, *app.caption]) + " ".join(b.label for b in app.button)
     assert VISIBLE[title] in shown, shown[:500]
+
+
+# -- Join the class (kdlab.ui.join) ------------------------------------------------------------------------
+
+def _qr_texts(at) -> list[str]:
+    """The text of every QR code the page shows, read back from the SVG it sends (tests/helpers/qr_decode.py)."""
+    import base64
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+    from qr_decode import decode, matrix_from_svg
+
+    texts = []
+    for image in at.get("image"):
+        for img in image.proto.imgs:
+            svg = base64.b64decode(img.url.split(",", 1)[1]).decode() if img.url.startswith("data:image/svg") else ""
+            if 'class="segno"' in svg:
+                texts.append(decode(matrix_from_svg(svg))["text"])
+    return texts
+
+
+CLASS_URL = "http://192.0.2.7:8501/"
+
+
+def test_the_home_page_shows_where_to_join_with_a_qr_code_of_that_address(app, monkeypatch):
+    monkeypatch.setenv("KDLAB_PUBLIC_URL", CLASS_URL)
+    app.run()
+    assert not app.exception
+    assert "Join the class" in [s.value for s in app.subheader]
+    assert any(f"**{CLASS_URL}**" in m.value for m in app.markdown)
+    assert _qr_texts(app) == [CLASS_URL]
+
+
+def test_on_loopback_the_home_page_says_how_to_start_the_server_for_a_class(app, monkeypatch):
+    from streamlit import config
+
+    monkeypatch.delenv("KDLAB_PUBLIC_URL", raising=False)
+    before = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")  # what `kdlab serve` passes by default
+    try:
+        app.run()
+    finally:
+        config.set_option("server.address", before)
+    note = " ".join(i.value for i in app.info)
+    assert "listens on 127.0.0.1 only" in note and "kdlab serve --host 0.0.0.0" in note
+    assert _qr_texts(app) == []
+
+
+def test_presenter_mode_shows_the_join_code_first_and_beside_every_pages_title(app, monkeypatch):
+    monkeypatch.setenv("KDLAB_PUBLIC_URL", CLASS_URL)
+    app.query_params["present"] = "1"
+    app.run()
+    assert [s.value for s in app.subheader][0] == "Join the class"  # before the presets: the start of a lesson
+    assert _qr_texts(app) == [CLASS_URL]
+    app.switch_page("pages/1_Distill.py").run()
+    assert not app.exception
+    popover = app.get("popover")
+    assert [p.proto.popover.label for p in popover] == ["Join"]
+    inside = list(popover[0].children.values())
+    assert [type(e).__name__ for e in inside] == ["Image", "Markdown"] and inside[1].value == f"**{CLASS_URL}**"
+    assert _qr_texts(app) == [CLASS_URL]
+
+
+def test_presenter_mode_enlarges_every_charts_type(app, finish_jobs):
+    import json
+
+    app.switch_page("pages/6_Lesson.py").run()
+    if any(b.key == "lesson.run.teacher" for b in app.button):  # step 1 needs the presets' teacher
+        app.button(key="lesson.run.teacher").click().run()
+        finish_jobs(app)
+    normal = json.loads(app.get("plotly_chart")[0].proto.spec)["layout"]["font"]["size"]
+    app.session_state["kd.presenter"] = True  # the sidebar's switch (?present=1 sets the same)
+    app.run()
+    big = json.loads(app.get("plotly_chart")[0].proto.spec)["layout"]["font"]["size"]
+    assert big > normal

@@ -6,11 +6,14 @@ from kdlab.cli.bench import _PerExample, _TorchvisionStyle, run_bench
 
 
 def test_bench_runs_on_digits(kdlab_cache, torch_one_thread):
-    out = run_bench(dataset="digits", repeats=1, quiet=True)
+    out = run_bench(dataset="digits", repeats=1, quiet=True, sweeps=("digits",))
     for key in ("kdlab_epoch_s", "tutorial_epoch_s", "lean_loop_epoch_s", "speedup", "cached_teacher_load_s",
                 "peak_rss_mb"):
         assert out[key] > 0, key
     assert out["speedup"] == out["tutorial_epoch_s"] / out["kdlab_epoch_s"]
+    sweep = out["stacked"]["digits"]
+    assert sweep["serial_s"] > 0 and sweep["stacked_s"] > 0 and sweep["ratio"] == sweep["serial_s"] / sweep["stacked_s"]
+    assert out["stacked"]["cells"] == 16 and sweep["max_accuracy_difference_pp"] <= 1.0
 
 
 def test_reference_datasets_reproduce_kdlabs_normalised_inputs(digits):

@@ -384,3 +384,42 @@ def test_a_stop_mid_epoch_keeps_that_epoch_evaluated(digits):
     assert done.reason == "stopped" and done.step == 20
     assert [h["epoch"] for h in done.history] == [1, 2] and done.history[-1]["step"] == 20
     assert "test_accuracy" in done.history[-1]
+
+
+# ------------------------------------------------------------------------------------ the lean path
+
+
+@pytest.mark.parametrize("spec, loss, lean", [
+    ("mlp:32", make_loss("hinton", temperature=4.0, alpha=0.9), True), ("linear", CE, True),
+    ("mlp:32:dropout=0.2", CE, False), ("cnn:small", CE, False),
+    ("mlp:32", make_loss("logit-mse", alpha=0.5), False), ("mlp:32", make_loss("dkd"), False)])
+def test_which_runs_take_the_lean_path(digits, monkeypatch, spec, loss, lean):
+    from kdlab.training import stacked
+
+    calls = []
+    real = stacked.train_stacked
+    monkeypatch.setattr(stacked, "train_stacked", lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    model = fresh(digits, spec)
+    teacher = predict_logits(fresh(digits, "mlp:32", seed=5), digits.x_train)
+    events = run(model, digits, loss=loss, split=Split(digits.x_train, digits.y_train, teacher), epochs=1)
+    assert events[-1].reason == "completed" and bool(calls) == lean
+
+
+def test_the_lean_path_trains_as_the_autograd_loop(digits, monkeypatch):
+    """Same events and, float rounding apart (a closed-form loss gradient), the same numbers."""
+    teacher = predict_logits(fresh(digits, "mlp:32", seed=5), digits.x_train)
+    split = Split(digits.x_train, digits.y_train, teacher)
+    out = {}
+    for lean in (False, True):
+        monkeypatch.setattr(engine, "LEAN", lean)
+        model = fresh(digits, seed=3)
+        out[lean] = (model, run(model, digits, loss=make_loss("hinton", temperature=3.0, alpha=0.7), split=split,
+                                epochs=3, seed=3))
+    (ref, ref_events), (lean_model, events) = out[False], out[True]
+    assert [(e.kind, e.epoch, e.step) for e in events] == [(e.kind, e.epoch, e.step) for e in ref_events]
+    for a, b in zip(events, ref_events):
+        assert set(a.metrics) == set(b.metrics)
+        for key in set(a.metrics) - {"seconds"}:
+            assert a.metrics[key] == pytest.approx(b.metrics[key], rel=1e-3, abs=1e-3), key
+    for p, q in zip(lean_model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-4)

@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+import torch
 import ray
 
 from kdlab import experiments as ex
@@ -97,7 +98,7 @@ def test_the_results_are_run_alls_with_this_processs_dataset_and_teacher(ray_clu
     for key, r in remote.items():
         assert r.distilled.test_accuracy == local[key].distilled.test_accuracy
         assert [_same(h) for h in r.distilled.history] == [_same(h) for h in local[key].distilled.history]
-        assert r.distilled.test_logits.equal(local[key].distilled.test_logits)
+        assert torch.allclose(r.distilled.test_logits, local[key].distilled.test_logits, atol=1e-5)  # stacked or not: rounding
         assert r.dataset is digits and r.teacher.key == local[key].teacher.key
     assert remote[0].scratch.test_accuracy == local[0].scratch.test_accuracy and remote[1].scratch is None
     timings = ("seconds", "latency_s", "history")  # measured, not computed (history rows hold wall times)

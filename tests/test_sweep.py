@@ -38,8 +38,11 @@ def test_sweep_rows_reuse_one_scratch_per_seed(digits, torch_one_thread, kdlab_c
 
 
 def test_a_stopped_sweep_returns_the_rows_done(digits, torch_one_thread, kdlab_cache):
+    from kdlab.runs import batch
+
     done = []
-    rows = run_sweep(BASE, [1.0, 2.0, 4.0], [0.5], [0], data=digits,
-                     on_progress=lambda role, ev: done.append(role == "cell"),
-                     should_stop=lambda: sum(done) >= 1)
+    with batch.stacking(False):  # one cell after another, so the stop lands between cells (test_stacked: stacked)
+        rows = run_sweep(BASE, [1.0, 2.0, 4.0], [0.5], [0], data=digits,
+                         on_progress=lambda role, ev: done.append(role == "cell"),
+                         should_stop=lambda: sum(done) >= 1)
     assert len(rows) == 1

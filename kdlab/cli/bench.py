@@ -8,6 +8,10 @@ Both run in this process on the same data, teacher and student architecture:
 
 Prints median epoch times over ``repeats``, their ratio, the cached-teacher load time and the peak RSS.
 
+Its ``"stacked"`` section times a 16-cell sweep (T x alpha, one seed: 16 distilled students and a scratch
+twin, mlp:100, 1 epoch each) per dataset, serially (every run alone through ``run_distill``) and stacked
+(``kdlab.training.stacked``), alternating the two in this process; medians and their ratio.
+
 ``kdlab bench --playground`` measures the Playground instead (``run_playground_bench``, issue 11's targets).
 """
 from __future__ import annotations
@@ -25,9 +29,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset as TorchDataset
 
 from kdlab.stores.teacher_cache import TeacherStore
-from kdlab.base.config import TeacherConfig, TrainConfig
+from kdlab.base.config import DistillConfig, TeacherConfig, TrainConfig
 from kdlab.base.errors import ConfigError
 from kdlab.data import load_dataset
+from kdlab.runs import batch
+from kdlab.runs.sweep import run_sweep
 from kdlab.training.engine import Split, train
 from kdlab.training.losses import make_loss
 from kdlab.training.models import build_model, macs_per_example
@@ -37,6 +43,8 @@ from kdlab.runs.teacher import MEMORY, get_teacher
 STUDENT, TEACHER, BATCH = "mlp:100", "mlp:1200-1200", 128
 TEACHER_TRAIN = TrainConfig(epochs=10)
 MAX_REPEATS = 1000  # a full bench repeat is seconds on Fashion-MNIST; more would be hours
+SWEEP_GRID = ((1.0, 2.0, 4.0, 8.0), (0.25, 0.5, 0.75, 0.9), (0,))  # 16 cells: temperatures, alphas, seeds
+SWEEP_DATASETS = ("digits", "fashion-mnist")
 
 
 class _PerExample(TorchDataset):
@@ -171,8 +179,39 @@ def cached_load_seconds(cfg: TeacherConfig, data, store: TeacherStore) -> float:
     return seconds
 
 
+def sweep_seconds(base: DistillConfig, data, stacked: bool) -> tuple[float, list[dict[str, float]]]:
+    with batch.stacking(stacked):
+        t0 = time.perf_counter()
+        rows = run_sweep(base, *SWEEP_GRID, data=data)
+        return time.perf_counter() - t0, rows
+
+
+def stacked_section(datasets: tuple[str, ...], data_dir: str | None, repeats: int, say) -> dict[str, Any]:
+    """Serial against stacked 16-cell sweeps, alternating in this process (the teacher trained or loaded first)."""
+    out: dict[str, Any] = {"cells": 16, "student": STUDENT, "teacher": TEACHER, "epochs": 1, "batch_size": BATCH,
+                           "grid": dict(zip(("temperatures", "alphas", "seeds"), SWEEP_GRID))}
+    for name in datasets:
+        data = load_dataset(name, data_dir)
+        base = DistillConfig(dataset=name, teacher=TEACHER, student=STUDENT, teacher_train=TEACHER_TRAIN,
+                             train=TrainConfig(epochs=1, batch_size=BATCH))
+        run_sweep(base, [1.0], [0.5], [0], data=data)  # the teacher, and once-per-process costs, untimed
+        times: dict[str, list[float]] = {"serial": [], "stacked": []}
+        for i in range(repeats):
+            (s, serial), (t, stack) = sweep_seconds(base, data, False), sweep_seconds(base, data, True)
+            times["serial"].append(s)
+            times["stacked"].append(t)
+            say(f"{name} sweep {i + 1}/{repeats}: serial {s:.2f} s, stacked {t:.2f} s")
+        diffs = [100 * abs(a[k] - b[k]) for a, b in zip(serial, stack)
+                 for k in ("student_accuracy", "scratch_accuracy")]
+        med = {k: statistics.median(v) for k, v in times.items()}
+        out[name] = {"serial_s": med["serial"], "stacked_s": med["stacked"], "ratio": med["serial"] / med["stacked"],
+                     "runs_s": times, "max_accuracy_difference_pp": max(diffs),
+                     "mean_accuracy_difference_pp": statistics.fmean(diffs)}
+    return out
+
+
 def run_bench(dataset: str = "fashion-mnist", data_dir: str | None = None, repeats: int = 5,
-              quiet: bool = False) -> dict[str, Any]:
+              quiet: bool = False, sweeps: tuple[str, ...] = SWEEP_DATASETS) -> dict[str, Any]:
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
         raise ConfigError(f"repeats must be a whole number in [1, {MAX_REPEATS}] (a median needs one timing at "
                           f"least), got {repeats!r}")
@@ -205,6 +244,7 @@ def run_bench(dataset: str = "fashion-mnist", data_dir: str | None = None, repea
         "cached_teacher_load_s": load_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
         "epochs_s": times,
+        "stacked": stacked_section(sweeps, data_dir, repeats, say),
     }
 
 

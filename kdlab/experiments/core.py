@@ -10,10 +10,11 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Iterator
 
 import torch
 
+from kdlab.base.record import jsonable
 from kdlab.base.config import DistillConfig, TeacherConfig, TrainConfig, to_dict
 from kdlab.data import Dataset, load_dataset
 from kdlab.runs.batch import Executor, Run, run_all
@@ -23,6 +24,7 @@ from kdlab.base.errors import ConfigError, DataUnavailableError
 from kdlab.training.metrics import evaluate, with_bias
 from kdlab.training.models import validate_spec
 from kdlab.base.registry import Registry
+from kdlab.runs.prepare import TEACHER_SOURCES
 from kdlab.runs.teacher import RunStopped
 
 log = logging.getLogger(__name__)
@@ -151,13 +153,13 @@ def run_experiment(name: str, dataset: str = "digits", seeds: int = 3, data_dir:
         data.transfer_indices(run.config.transfer_size, run.config.omit_classes, run.config.train.seed)
     runs = _execute(plan, data, _Progress(plan, on_progress), should_stop, executor)
     out = {"experiment": name, "title": exp.title, "dataset": data.name, "requested_dataset": dataset,
-           "seeds": seed_list, "settings": _jsonable(dataclasses.asdict(s)), "teacher": _teacher_summary(runs, data)}
+           "seeds": seed_list, "settings": jsonable(dataclasses.asdict(s)), "teacher": _teacher_summary(runs, data)}
     out |= exp.report(s, data, seed_list, runs)
     out["paper"] = exp.paper
     out["notes"] = ([note] if note else []) + _incomplete(runs)
     out["seconds"] = time.perf_counter() - t0
     out["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def _load(exp: Experiment, dataset: str, data_dir: str | None, data: Dataset | None) -> tuple[Dataset, str]:
@@ -261,17 +263,6 @@ def report_errors(r: StudentReport) -> int:
     return sum(map(sum, r.confusion)) - sum(r.confusion[i][i] for i in range(len(r.confusion)))
 
 
-def _jsonable(x: Any) -> Any:
-    """Tuples to lists, NaN to None (JSON has no NaN), recursively."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def register(name: str, title: str, settings: dict[str, Settings], plan: Plan, report: Report,
              paper: dict[str, Any], fallback: dict[str, str] | None = None) -> None:
     """The report's docstring is the experiment's explanation (shown by the app)."""
@@ -292,3 +283,15 @@ def register(name: str, title: str, settings: dict[str, Settings], plan: Plan, r
 
 FASHION_TEACHER = dict(teacher="mlp:1200-1200", teacher_epochs=3)
 DIGITS_TEACHER = dict(teacher="mlp:500", teacher_epochs=20)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ready before class (kdlab.runs.prepare): the teachers of every experiment on every dataset it has settings
+# for, built as ``Settings.config`` builds them, so ``kdlab prepare`` caches the very ones the runs ask for.
+
+@TEACHER_SOURCES.register("experiments")
+def _experiment_teachers() -> Iterator[tuple[TeacherConfig, str]]:
+    for name in EXPERIMENTS.names():
+        for dataset, s in EXPERIMENTS.get(name).settings.items():
+            cfg = DistillConfig(dataset=dataset, teacher=s.teacher, teacher_train=s.teacher_train())
+            yield cfg.teacher_config(), f"experiment {name}"

@@ -101,6 +101,27 @@ def training_curves(curves: dict[str, Any], teacher_accuracy: float | None = Non
                    margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.12, x=0))
 
 
+TEACHER_PANELS = ("The teacher's loss (cross-entropy)", "The teacher's test accuracy")
+
+
+def teacher_training(curve: Any, total_steps: int) -> go.Figure:
+    """A teacher learning, live: its window-mean training loss and its test accuracy (0 to 100 %) against
+    optimizer steps, in the teacher's colour, on an axis to its last planned step, so the chart also shows how
+    far it has come. ``curve`` is a kdlab.base.record.Curve (or a dict with its fields)."""
+    c = _fields(curve)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=TEACHER_PANELS)
+    style = dict(line=dict(color=ROLE_COLORS["teacher"], width=3), showlegend=False, name=ROLE_NAMES["teacher"])
+    fig.add_trace(go.Scatter(x=c["step"], y=c["train_loss"], mode="lines",
+                             meta={"role": "teacher", "metric": "train_loss"}, **style), 1, 1)
+    fig.add_trace(go.Scatter(x=c["eval_step"], y=c["test_accuracy"], mode="lines+markers",
+                             meta={"role": "teacher", "metric": "test_accuracy"}, **style), 1, 2)
+    fig.update_xaxes(title_text="optimizer step", range=[0, max(1, total_steps)])
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    fig.update_annotations(font=dict(size=FONT["size"]))
+    return _layout(fig, 320, uirevision="teacher", margin=dict(l=10, r=10, t=50, b=10))
+
+
 def _fields(curve: Any) -> dict[str, list] | None:
     if curve is None:
         return None

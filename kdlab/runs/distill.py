@@ -99,14 +99,8 @@ def run_distill(cfg: DistillConfig, *, scratch: bool = True, store: TeacherStore
                 on_progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> RunResult:
     validate(cfg)
     data = data or load_dataset(cfg.dataset, data_dir)
-    _check_classes(cfg, data)
-    for spec in (cfg.teacher, cfg.student):  # e.g. a CNN on a 2-D toy set: refuse before training a teacher
-        validate_spec(spec, data.input_shape, data.num_classes)
-    idx = data.transfer_indices(cfg.transfer_size, cfg.omit_classes, cfg.train.seed)  # ConfigError before any work
-    t0 = time.perf_counter()
-    teacher = get_teacher(cfg.teacher_config(), data, store, _tagged(on_progress, "teacher"), should_stop)
-    if teacher.source != "trained":
-        teacher.meta = {**teacher.meta, "load_seconds": time.perf_counter() - t0}
+    idx = check_data(cfg, data)
+    teacher = fetch_teacher(cfg, data, store, on_progress, should_stop)
     labels = data.y_train[idx]
     transfer = Split(data.x_train[idx], labels if cfg.use_labels else None, teacher.train_logits[idx])
     student = train_student("distilled", cfg, data, teacher, transfer, _loss_of(cfg), on_progress, should_stop)
@@ -115,6 +109,23 @@ def run_distill(cfg: DistillConfig, *, scratch: bool = True, store: TeacherStore
         twin = train_student("scratch", cfg, data, teacher, Split(transfer.x, labels),
                              _loss_of(scratch_config(cfg)), on_progress, should_stop)
     return RunResult(cfg, data, teacher, student, twin)
+
+
+def check_data(cfg: DistillConfig, data: Dataset) -> torch.Tensor:
+    """The (n,) training rows of the transfer set; ConfigError, before any work, for what ``data`` cannot do."""
+    _check_classes(cfg, data)
+    for spec in (cfg.teacher, cfg.student):  # e.g. a CNN on a 2-D toy set: refuse before training a teacher
+        validate_spec(spec, data.input_shape, data.num_classes)
+    return data.transfer_indices(cfg.transfer_size, cfg.omit_classes, cfg.train.seed)
+
+
+def fetch_teacher(cfg: DistillConfig, data: Dataset, store: TeacherStore | None, on_progress: ProgressFn | None,
+                  should_stop: Callable[[], bool] | None) -> Teacher:
+    t0 = time.perf_counter()
+    teacher = get_teacher(cfg.teacher_config(), data, store, _tagged(on_progress, "teacher"), should_stop)
+    if teacher.source != "trained":
+        teacher.meta = {**teacher.meta, "load_seconds": time.perf_counter() - t0}
+    return teacher
 
 
 def train_student(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher, transfer: Split,
@@ -128,16 +139,25 @@ def train_student(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher
         events.append(event)
         if on_progress is not None:
             on_progress(role, event)
-    last = events[-1]
-    if not last.history:
-        raise RunStopped(f"the {role} student was {last.reason} before its first step")
-    seconds = time.perf_counter() - t0
-    logits = with_bias(predict_logits(model, data.x_test), cfg.eval_bias)
+    return student_report(role, cfg, data, teacher, model, time.perf_counter() - t0, events)
+
+
+def student_report(role: str, cfg: DistillConfig, data: Dataset, teacher: Teacher, model: nn.Module,
+                   seconds: float, events: list[Event], sizes: tuple[int, int, float] | None = None,
+                   test_logits: torch.Tensor | None = None) -> StudentReport:
+    """The report of a student trained by ``train_student`` or the stacked trainer, from its engine ``events``
+    (the last is its done event). ``sizes`` (params, MACs, latency), when given, are those of another student
+    of the same architecture; ``test_logits``, when given, are ``predict_logits(model, data.x_test)`` already."""
+    last = events[-1] if events else None
+    if last is None or not last.history:
+        raise RunStopped(f"the {role} student was {last.reason if last else 'stopped'} before its first step")
+    raw = predict_logits(model, data.x_test) if test_logits is None else test_logits
+    logits = with_bias(raw, cfg.eval_bias)
     ev = evaluate(logits, data.y_test, data.num_classes, teacher.test_logits)
-    return StudentReport(role, ev.accuracy, ev.agreement, ev.kl_to_teacher, count_params(model),
-                         macs_per_example(model, data.input_shape), latency_per_example(model, data.input_shape),
-                         seconds, last.step, last.reason, last.history, ev.confusion, ev.per_class_accuracy, model,
-                         logits, curve_of(events), cfg.student, cfg.train.seed, last.total_steps)
+    params, macs, latency = sizes or model_sizes(model, data.input_shape)
+    return StudentReport(role, ev.accuracy, ev.agreement, ev.kl_to_teacher, params, macs, latency, seconds,
+                         last.step, last.reason, last.history, ev.confusion, ev.per_class_accuracy, model, logits,
+                         curve_of(events), cfg.student, cfg.train.seed, last.total_steps)
 
 
 def curve_of(events: list[Event]) -> Curve:
@@ -152,6 +172,11 @@ def curve_of(events: list[Event]) -> Curve:
 
 def _loss_of(cfg: DistillConfig):
     return bind_loss(cfg.loss, cfg.temperature, cfg.alpha, **cfg.loss_params)  # validate(cfg) checked them
+
+
+def model_sizes(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int, float]:
+    """(parameters, MACs per example, CPU seconds per example): properties of the architecture."""
+    return count_params(model), macs_per_example(model, input_shape), latency_per_example(model, input_shape)
 
 
 def _check_classes(cfg: DistillConfig, data: Dataset) -> None:

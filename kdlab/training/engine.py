@@ -5,9 +5,14 @@ Why not Dataset/DataLoader: per-example __getitem__ plus collation costs ~7x the
 the caller and sliced here with the same index batch as the inputs.
 
 ``train`` is a generator of ``Event``s so that a UI, a CLI and tests can each consume progress their way.
+
+A plain MLP with a loss of the KL + CE family (hinton, source, soft-only) on the CPU trains as a stack of one
+(``kdlab.training.stacked``, the same events): its step has no autograd graph and a closed-form loss gradient,
+about half the ~100 small ops of the autograd step below, which trains everything else.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,6 +23,7 @@ from torch import nn
 
 from kdlab.base.config import TrainConfig
 from kdlab.base.errors import ConfigError, TrainingDivergedError
+from kdlab.training.losses import LOSSES
 from kdlab.training.metrics import accuracy, agreement, predict_logits
 from kdlab.training.models import macs_per_example
 from kdlab.training.optim import FusedAdam
@@ -26,6 +32,7 @@ from kdlab.training.threads import auto_threads
 LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], "object"]
 MAX_STEP_EVENTS = 200  # per run: enough for a smooth live curve; more only costs the UI redraws
 MAX_EVALUATIONS = 50  # per run: test metrics (a full pass over the test split) at most this often
+LEAN = True  # MLPs with a KL + CE loss train as a stack of one: no autograd, a closed-form loss gradient
 
 
 @dataclass
@@ -47,7 +54,11 @@ class Event:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer | FusedAdam:
-    params = [p for p in model.parameters() if p.requires_grad]
+    return optimizer_for([p for p in model.parameters() if p.requires_grad], cfg)
+
+
+def optimizer_for(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer | FusedAdam:
+    """The configured optimiser over ``params`` (the stacked trainer passes its (K, ...) tensors)."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
     return FusedAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -93,6 +104,10 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
     non-finite loss.
     """
     device = resolve_device(cfg.device)
+    lean = _lean_student(model, data, loss_fn, cfg, device) if LEAN else None
+    if lean is not None:
+        yield from (event for _, event in _stacked().train_stacked([lean], data, test=test, should_stop=should_stop))
+        return
     model.to(device)
     if device.type == "cpu":
         auto_threads(macs_per_example(model, tuple(data.x.shape[1:])), cfg.batch_size)
@@ -138,6 +153,28 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
                 history[-1] if history else {}, history, reason)
 
 
+def _stacked():
+    from kdlab.training import stacked  # imported here: it builds on this module
+
+    return stacked
+
+
+def _lean_student(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, device: torch.device):
+    """This run as a stack of one (``kdlab.training.stacked``) when it can take that lean step: a plain MLP on
+    the CPU and a registered loss of the KL + CE family; else None (the autograd loop below trains it)."""
+    if device.type != "cpu" or not isinstance(loss_fn, functools.partial) or loss_fn.args:
+        return None
+    stacked = _stacked()
+    if "forward" in vars(model) or not stacked.stackable(model) or not all(p.requires_grad for p in model.parameters()):
+        return None
+    name = next((n for n in LOSSES.names() if LOSSES.get(n).fn is loss_fn.func), None)
+    kw = dict(loss_fn.keywords)
+    form = None if name is None else stacked.kl_ce_form(
+        name, kw.pop("temperature", 4.0), kw.pop("alpha", 0.9), kw, teacher=data.teacher_logits is not None,
+        labels=data.y is not None)
+    return None if form is None else stacked.Student(model, torch.arange(len(data.x)), form, data.y is not None, cfg)
+
+
 def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer | FusedAdam, loss_fn: LossFn, data: Split,
                 idx: torch.Tensor, device: torch.device, cfg: TrainConfig):
     # index_select rather than x[idx]: ~4x faster for a row gather on CPU (measured: 10 vs 40 us per batch)
@@ -148,14 +185,16 @@ def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer | FusedAdam, 
     out = loss_fn(logits, t, y)
     total = out.total.item()  # one op; torch.isfinite(...) then bool() costs five
     if not math.isfinite(total):  # checked before the step, so a diverging run leaves the weights as they were
-        raise TrainingDivergedError(
-            f"the loss became {total} (learning rate {cfg.lr}): lower the learning rate, "
-            "or move the temperature away from extreme values"
-        )
+        raise diverged(total, cfg)
     optimizer.zero_grad(set_to_none=True)
     out.total.backward()
     optimizer.step()
     return out, logits.detach(), y
+
+
+def diverged(total: float, cfg: TrainConfig) -> TrainingDivergedError:
+    return TrainingDivergedError(f"the loss became {total} (learning rate {cfg.lr}): lower the learning rate, "
+                                 "or move the temperature away from extreme values")
 
 
 def _set_lr(optimizer: torch.optim.Optimizer | FusedAdam, lr: float) -> None:

@@ -1,10 +1,11 @@
-"""The home page: what distillation is, the current loss's formula, the presets, the pages of the lab."""
+"""The home page: what distillation is, the current loss's formula, the presets, the pages of the lab, and where
+students join the class (first in presenter mode, the projector's view of the start of a lesson)."""
 from __future__ import annotations
 
 import streamlit as st
 
 from kdlab.runs.presets import get_preset, preset_names
-from kdlab.ui import layout, state  # light: the home page must not wait for torch to import
+from kdlab.ui import join, layout, state  # light: the home page must not wait for torch to import
 
 PAGES = {"Playground": "Three students on 2-D data, live: from few labels, the teacher's answers, its soft targets.",
          "Distill": "Train a student live, beside a scratch twin; results and confusion matrices.",
@@ -18,7 +19,9 @@ PAGES = {"Playground": "Three students on 2-D data, live: from few labels, the t
 def home() -> None:
     """The home page (``st.Page(home)`` in kdlab.ui.layout.navigation)."""
     layout.header("kdlab: a knowledge-distillation lab",
-                  "Train a small student network to imitate a large teacher, and watch it happen.")
+                  "Train a small student network to imitate a large teacher, and watch it happen.", join=False)
+    if layout.presenter():
+        join.join_panel(big=True)
     cfg = state.lab().config
     st.markdown(
         "A trained **teacher** knows more than its top answer: its probabilities say which wrong classes look "
@@ -43,6 +46,8 @@ def home() -> None:
     for path, title in layout.pages():
         st.page_link(str(path), label=f"**{title}**: {PAGES.get(title, '')}", icon=layout.ICONS.get(title))
     layout.explain("How the lab works", "home")
+    if not layout.presenter():
+        join.join_panel()
 
 
 def loss_latex(cfg) -> str:

@@ -14,6 +14,7 @@ import streamlit as st
 from kdlab.base.errors import KdlabError
 from kdlab.serve.jobs import Busy
 from kdlab.ui import process, state
+from kdlab.ui.join import app_address, join_popover
 
 # Material icons ship with Streamlit's frontend: they render even where no emoji font is installed.
 ICONS = {"Home": ":material/home:", "Playground": ":material/scatter_plot:", "Distill": ":material/science:",
@@ -109,12 +110,26 @@ def _until_imported(module: str) -> None:
 
 
 def chart(fig, key: str, where=None) -> None:
-    """A Plotly figure with kdlab's own styling (kdlab.plots.figures), not Streamlit's theme: large projector fonts."""
+    """A Plotly figure with kdlab's own styling (kdlab.plots.figures), not Streamlit's theme: large projector fonts,
+    larger still in presenter mode."""
+    if presenter():
+        from kdlab.plots.figures import for_presenter
+
+        fig = for_presenter(fig)
     (where or st).plotly_chart(fig, key=key, theme=None, config=CHART_CONFIG)
 
 
-def header(title: str, caption: str) -> None:
-    st.title(title)
+def header(title: str, caption: str, join: bool = True) -> None:
+    """The page's title and caption; in presenter mode with a Join button (the address and its QR code) beside
+    them, for the students who come late (``join=False``: the page shows the panel itself)."""
+    address = app_address() if join and presenter() else None
+    if address is not None and address.url is not None:
+        left, right = st.columns([4, 1], vertical_alignment="center")  # room for the button at 1024 wide
+        left.title(title)
+        with right:
+            join_popover(address.url)
+    else:
+        st.title(title)
     st.caption(caption)
     if notice := state.pop_notice():
         st.success(notice)

@@ -3,12 +3,20 @@ modules in the background while the server starts, so the first visitor of a fre
 seconds for them. `kdlab serve` runs this module (python -m kdlab.ui.serve --host ... --port ...).
 
 The bind address is an explicit choice: loopback by default (only this machine can connect); a class needs
-``--host 0.0.0.0``, which lets every machine that can reach this one use the app (README, "Classroom use")."""
+``--host 0.0.0.0``, which lets every machine that can reach this one use the app (README, "Classroom use").
+
+The app shows students where to join (kdlab.ui.join): this program puts the classroom address into the
+environment variable ``KDLAB_PUBLIC_URL`` before Streamlit starts: ``--public-url`` when given (a proxy, a
+host name), else ``http://<this machine's LAN address>:<port>/`` for a bind beyond loopback. An inherited
+``KDLAB_PUBLIC_URL`` is kept unless ``--public-url`` replaces it."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+from kdlab.ui import join
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
@@ -18,11 +26,30 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine "
                                                        "only; 0.0.0.0: every network interface, for a class)")
     p.add_argument("--port", type=int, default=8501, help="default: 8501")
-    return p.parse_args(argv)
+    p.add_argument("--public-url", default=None, help="the address students open, shown with its QR code on the "
+                                                      "home page (default: http://<this machine's LAN address>:"
+                                                      "<port>/ when --host is not loopback); for a proxy or a name")
+    a = p.parse_args(argv)
+    if a.public_url is not None:
+        try:
+            join.check_public_url(a.public_url)
+        except ValueError as exc:
+            p.error(str(exc))
+    return a
+
+
+def environment(a: argparse.Namespace, inherited: dict[str, str] | None = None) -> dict[str, str]:
+    """What the app is told (``KDLAB_PUBLIC_URL``), or {} when it has nothing to tell (loopback)."""
+    inherited = os.environ if inherited is None else inherited
+    if a.public_url is None and inherited.get(join.PUBLIC_URL_ENV, "").strip():
+        return {}  # the user's own setting stands
+    address = join.classroom_url(a.host, a.port, a.public_url)
+    return {join.PUBLIC_URL_ENV: address.url} if address.url else {}
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse(argv)
+    os.environ.update(environment(a))  # read by the app's join panel, in this very process
     from streamlit.web import cli as streamlit_cli
 
     from kdlab.ui import process

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from kdlab.data import Dataset
 from kdlab.serve.jobs import Job
 from kdlab.training.losses import entropy, soft_targets
 from kdlab.runs.teacher import Teacher, get_teacher
-from kdlab.ui import forms, layout, resources, runner, settings, state
+from kdlab.ui import forms, layout, live, resources, runner, settings, state
 
 SLOT = "teacher"
 N_EXAMPLES = 3
@@ -94,10 +95,13 @@ def teacher_job(lab: settings.LabSettings):
 
 
 def _teacher_progress(job: Job) -> None:
-    events = list(job.events)
-    ev = events[-1][1] if events else None
-    frac = ev.step / max(1, ev.total_steps) if ev else 0.0
-    st.progress(frac, text=f"Training the teacher: {frac:.0%}")
+    """The teacher learning, live: its progress and time left, and its loss and test accuracy so far."""
+    events = live.teacher_events(job.events)
+    elapsed = time.monotonic() - job.started if job.started is not None else None
+    ev = events[-1] if events else None
+    st.progress(ev.step / max(1, ev.total_steps) if ev else 0.0, text=live.teacher_line(events, elapsed))
+    if ev is not None:
+        layout.chart(plots.teacher_training(live.teacher_curve(events), ev.total_steps), key="live_teacher")
 
 
 def examples_of(view: View, data: Dataset, teacher: Teacher) -> list[int]:
