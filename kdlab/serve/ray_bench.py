@@ -5,8 +5,10 @@ Each repeat runs the same sweep (by default 4 temperatures x 4 alphas x 1 seed o
 for 3 epochs: 16 cells and one scratch twin) twice in this process, interleaved (the order alternates):
 
 * serial: run_sweep's own executor, one run after another, as ``kdlab sweep`` runs it;
-* Ray: a private local Ray with ``workers`` CPUs started for it (``RayCluster.start(..., warm=True)``, as the
-  CLI does), the sweep on it, and its shutdown: everything ``--ray local:N`` adds to a command.
+* Ray: a private local Ray with ``workers`` CPUs started for it, its workers warmed (each imports torch and
+  kdlab, as every fresh command's workers must), the sweep on it, and its shutdown: everything ``--ray
+  local:N`` adds to a command. Start-up is timed until the workers are warm, so the sweep's own time says
+  how well two workers share the runs, and start-up plus shutdown what Ray costs a command.
 
 The teacher is trained (or loaded) once before timing; neither arm trains it. It prints the medians, the
 speed-up of the sweep itself (serial / Ray sweep), the speed-up of the whole command (serial / start + sweep
@@ -31,14 +33,17 @@ from kdlab.base.errors import ConfigError, KdlabError
 TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 ALPHAS = (0.25, 0.5, 0.75, 0.9)
 STUDENT, EPOCHS, WORKERS = "mlp:100", 3, 2
+TEACHER_EPOCHS = 5  # the lab's teacher (mlp:500), trained once before timing: 5 epochs take minutes, 20 a busy
+#                     machine's whole time bound; the students' cost does not depend on it (its logits are cached)
 MAX_REPEATS = 20  # each repeat is two sweeps: minutes
 
 
 def command(dataset: str, workers: int | None = None) -> str:
     """The ``kdlab sweep`` command an arm stands for."""
     ray = f" --ray local:{workers}" if workers else ""
-    return (f"kdlab sweep --dataset {dataset} --student {STUDENT} --epochs {EPOCHS} --temperatures "
-            f"{','.join(f'{t:g}' for t in TEMPERATURES)} --alphas {','.join(f'{a:g}' for a in ALPHAS)} --seeds 1{ray}")
+    grid = f"--temperatures {','.join(f'{t:g}' for t in TEMPERATURES)} --alphas {','.join(f'{a:g}' for a in ALPHAS)}"
+    return (f"kdlab sweep --dataset {dataset} --teacher-epochs {TEACHER_EPOCHS} --student {STUDENT} --epochs {EPOCHS} "
+            f"{grid} --seeds 1{ray}")
 
 
 def run_ray_bench(dataset: str = "fashion-mnist", data_dir: str | None = None, repeats: int = 3,
@@ -53,7 +58,9 @@ def run_ray_bench(dataset: str = "fashion-mnist", data_dir: str | None = None, r
     from kdlab.runs.teacher import get_teacher
 
     base = Lab().config.replace(dataset=dataset, student=STUDENT)  # the lab's defaults, as `kdlab sweep` has them
-    base = base.replace(train=dataclasses.replace(base.train, steps=None, epochs=EPOCHS))  # an epoch budget
+    base = base.replace(train=dataclasses.replace(base.train, steps=None, epochs=EPOCHS),  # an epoch budget
+                        teacher_train=dataclasses.replace(base.teacher_train, epochs=TEACHER_EPOCHS,
+                                                          max_seconds=3600.0))  # no part of its cache key
     data = load_dataset(dataset, data_dir)
     say(f"teacher {base.teacher} on {dataset} (trained once, then cached) ...")
     get_teacher(base.teacher_config(), data)  # neither arm trains it
@@ -101,8 +108,8 @@ def _on_ray(base, data, workers: int, out: dict[str, Any]) -> list[dict]:
     from kdlab.serve.ray_cluster import RayCluster
 
     t0 = time.perf_counter()
-    cluster = RayCluster.start(f"local:{workers}", warm=True)
-    cluster.wait()
+    cluster = RayCluster.start(f"local:{workers}")
+    cluster.warm(wait=True)  # start-up ends when every worker has imported torch: a fresh command pays it
     t1 = time.perf_counter()
     try:
         rows = run_sweep(base, TEMPERATURES, ALPHAS, [0], data=data, executor=executor(cluster))
@@ -133,7 +140,7 @@ def show(out: dict[str, Any]) -> str:
         f"serial (one run after another): {m['serial_s']:.1f} s",
         f"Ray, {out['workers']} workers: sweep {m['ray_sweep_s']:.1f} s -> {out['speedup']:.2f}x; with start-up and "
         f"shutdown {m['ray_command_s']:.1f} s -> {out['command_speedup']:.2f}x",
-        f"Ray adds {out['ray_added_s']:.1f} s to a command: import {out['import_ray_s']:.1f} s, start "
+        f"Ray adds {out['ray_added_s']:.1f} s to a command: import {out['import_ray_s']:.1f} s, start (until its workers are warm) "
         f"{m['ray_start_s']:.1f} s, shutdown {m['ray_shutdown_s']:.1f} s",
         f"rows identical on every repeat: {'yes' if out['rows_identical'] else 'NO'}; {out['cpus']} CPUs, load "
         f"average {load} before (1/5/15 min), {out['load_after'][0]:.1f} after",

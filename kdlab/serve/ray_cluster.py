@@ -181,12 +181,14 @@ class RayCluster:
             self._hub_lost = True  # its process died (killed, out of memory): the next batch starts a new one
             raise RayWorkerLost(f"the Ray process relaying progress died ({one_line(exc)}); run again") from None
 
-    def warm(self) -> None:
-        """Have every CPU's worker import torch and kdlab now, while the driver loads data and teachers."""
+    def warm(self, wait: bool = False) -> None:
+        """Have every CPU's worker import torch and kdlab now, while the driver loads data and teachers; with
+        ``wait``, return once they have (a benchmark that counts it as start-up)."""
         self.hub  # its own (light) process: start it now too
         task = remote_task(_warm_up)
-        for _ in range(self.cpus):
-            task.remote()  # fire and forget: a dropped ObjectRef does not cancel its task
+        refs = [task.remote() for _ in range(self.cpus)]  # a dropped ObjectRef does not cancel its task
+        if wait:
+            ray_module().get(refs, timeout=CONNECT_SECONDS)
 
     def _warm_quietly(self) -> None:
         try:

@@ -66,9 +66,16 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     temps, alphas, z = pivot(rows, "gain")
     t = watched.teacher
     return {"rows": rows, "grid": {"temperatures": temps, "alphas": alphas, "seeds": grid.seed_list()},
-            "mean_gain": z, "config": to_dict(lab.config),
+            "mean_gain": z, "config": _fixed(lab),
             "teacher": {"arch": t.config.arch, "test_accuracy": t.test_accuracy, "source": t.source, "key": t.key},
             "ray": a.ray, "csv": a.csv, "seconds": time.perf_counter() - t0}
+
+
+def _fixed(lab: Lab) -> dict[str, Any]:
+    """The settings every cell shares: the lab's config without what the grid sets."""
+    cfg = to_dict(lab.config)
+    del cfg["temperature"], cfg["alpha"], cfg["train"]["seed"]
+    return cfg
 
 
 class _Watch:
