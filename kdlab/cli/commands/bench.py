@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from kdlab.cli import args as cli_args
@@ -15,6 +16,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="benchmark the Playground instead, on a 2-D toy (default: spirals): a run with its teacher "
                         "cached and cold, the snapshots' gaps, the T and live redraws, the effect over 3 seeds")
     p.add_argument("--no-effect", action="store_true", help="with --playground: skip the 3-seed effect check")
+    p.add_argument("--ray", action="store_true", help="instead: a 4 x 4 x 1 sweep here, one run after another, "
+                   "against a private local Ray with 2 workers (kdlab.serve.ray_bench; use --repeats 3)")
     cli_args.data_dir_flag(p)
     cli_args.output_flags(p)
     p.set_defaults(run=run, show=show)
@@ -23,6 +26,11 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(a: argparse.Namespace) -> dict[str, Any]:
     if a.playground is not None:
         return _run_playground(a)
+    if a.ray:
+        from kdlab.serve.ray_bench import run_ray_bench
+
+        return run_ray_bench(dataset=a.dataset, data_dir=a.data_dir, repeats=a.repeats,
+                             say=(lambda line: None) if a.quiet else (lambda line: sys.stderr.write(line + "\n")))
     from kdlab.cli.bench import run_bench
 
     return run_bench(dataset=a.dataset, data_dir=a.data_dir, repeats=a.repeats, quiet=a.quiet)
@@ -31,6 +39,10 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
 def show(out: dict[str, Any]) -> str:
     if out.get("section") == "playground":
         return _show_playground(out)
+    if "ray_sweep_s" in out:
+        from kdlab.serve.ray_bench import show as show_ray
+
+        return show_ray(out)
     return "\n".join([
         f"{out['dataset']}: one epoch of student {out['student']} from teacher {out['teacher']}, batch {out['batch_size']}",
         f"kdlab engine ({out['kdlab_threads']} thread): {out['kdlab_epoch_s']:.3f} s (median)",
