@@ -210,7 +210,8 @@ def test_the_page_reads_in_chinese_with_lang_zh(app, finish_jobs):
     assert not at.exception and not at.error, [e.value for e in at.error]
     result = at.session_state["kd.playground.result"]
     scrubber = at.select_slider(key="pg.frame")
-    assert scrubber.label == "回放训练过程" and list(scrubber.options) == [f"第 {f.step:,} 步" for f in result.frames]
+    assert scrubber.label == "回放训练过程"
+    assert list(scrubber.options) == [f"第 {f.step:,} 步" for f in result.frames]
     verdict = next(c.value for c in at.caption if c.value.startswith("1,000 个测试点上的测试准确率"))
     assert f"从零训练 {100 * result.final.arms['scratch'].test_accuracy:.1f} %" in verdict
     assert any(c.value.startswith("学过全部标签") for c in at.caption)  # the teacher's panel
