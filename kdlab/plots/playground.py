@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from kdlab.plots.figures import FONT, ROLE_COLORS, tint
 
@@ -26,8 +27,9 @@ CLASS_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
 SHADE = (0.06, 0.72)  # share of the class colour (the rest white) at no / full confidence: a marked point stands out
 MAX_CONFIDENCE = 0.99  # codes are rounded to 2 decimals: c + 0.996 would round into class c + 1's band
 MAX_TRANSFER_DRAWN = 600  # enough to show where the data lie; fewer keeps a redraw's JSON small
-TITLE_FONT = dict(size=20)
-ARM_TITLES = {"scratch": "Scratch: the labels alone", "hard": "Hard pseudo-labels",
+NO_TEMPLATE = pio.templates["none"].to_plotly_json()  # what template="none" becomes once validated
+TITLE_FONT = dict(size=19)  # "Hard pseudo-labels" fits a panel 190 px wide (four across a 1024 px projector)
+ARM_TITLES = {"scratch": "Scratch", "hard": "Hard pseudo-labels",
               "soft": "Soft targets", "teacher": "Teacher"}
 
 
@@ -70,8 +72,9 @@ def boundary_figure(xs: Sequence[float], ys: Sequence[float], probs: np.ndarray,
     """Decision regions of one model on the grid (``probs`` is (len(ys), len(xs), C), row iy is ys[iy]),
     the labelled points by class, the transfer points faint."""
     n = len(classes)
-    # Traces and layout as plain dicts, validated once by go.Figure: building go.Heatmap(...) first and then
-    # calling update_layout validates and deep-copies the 6 400-cell z again (3x the time, measured).
+    # Traces and layout as plain dicts, given to go.Figure unvalidated: validating the 6 400-cell z costs ~30 ms a
+    # figure, paid three times at every live poll (building go.Heatmap(...) and then update_layout is 3x that
+    # again). tests/test_plots_playground.py validates every kind of figure this module builds.
     traces: list[dict] = [dict(
         type="heatmap", x=_rounded(xs), y=_rounded(ys), z=region_codes(probs), zmin=0, zmax=n,
         colorscale=region_colorscale(n), showscale=False, hoverinfo="skip", meta={"kind": "regions"})]
@@ -86,12 +89,12 @@ def boundary_figure(xs: Sequence[float], ys: Sequence[float], probs: np.ndarray,
                 linecolor="#888888", constrain="domain")
     layout = dict(
         title=dict(text=title, x=0.5, xanchor="center", font=TITLE_FONT), height=height, font=FONT,
-        template="none", margin=dict(l=8, r=8, t=74, b=8), plot_bgcolor="white", paper_bgcolor="white",
+        template=NO_TEMPLATE, margin=dict(l=8, r=8, t=66, b=8), plot_bgcolor="white", paper_bgcolor="white",
         showlegend=legend, legend=dict(orientation="h", yanchor="top", y=-0.02, x=0.5, xanchor="center"),
         xaxis=dict(axis, range=[float(xs[0]), float(xs[-1])]),
         yaxis=dict(axis, range=[float(ys[0]), float(ys[-1])], scaleanchor="x", scaleratio=1),
         uirevision="playground")  # a live redraw keeps the user's zoom
-    return go.Figure(data=traces, layout=layout)
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def _labelled(xy: np.ndarray, cls: np.ndarray, classes: Sequence[str]) -> list[dict]:
@@ -119,15 +122,15 @@ def arm_title(arm: str, test_accuracy: float | None = None, step: int | None = N
 
 
 def _two_lines(head: str, facts: str) -> str:
-    return head + (f"<br><span style='font-size:16px'>{facts}</span>" if facts else "")
+    return head + (f"<br><span style='font-size:15px'>{facts}</span>" if facts else "")
 
 
 def teacher_figure(xs: Sequence[float], ys: Sequence[float], logits: np.ndarray, temperature: float,
                    classes: Sequence[str], *, test_accuracy: float | None = None, **points) -> go.Figure:
     """The teacher's soft-target field at T (``logits`` (G, G, C) computed once on the grid): the higher T,
     the paler the plane, the more of the teacher's doubt near a boundary reaches the student."""
-    facts = f"{100 * test_accuracy:.1f} % test" if test_accuracy is not None else ""
-    title = _two_lines(f"Teacher's soft targets at T = {temperature:g}", facts)
+    facts = "soft targets" + (f" · {100 * test_accuracy:.1f} % test" if test_accuracy is not None else "")
+    title = _two_lines(f"Teacher at T = {temperature:g}", facts)  # short: a quarter of a projector's width
     return boundary_figure(xs, ys, soft_field(logits, temperature), classes, title, **points)
 
 
