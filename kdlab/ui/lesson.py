@@ -296,7 +296,8 @@ def _gained() -> None:
     sizes = {role: _size(spec, data) for role, spec in ((TEACHER, cfg.teacher), (N_("student"), cfg.student))}
     model = t("model")
     st.table(pd.DataFrame([{model: f"{t(role)} ({spec})", t("parameters"): f"{n:,}",
-                            t("multiply-adds per image"): f"{m:,}", t("µs per image (measured now)"): f"{1e6 * sec:.2f}"}
+                            t("multiply-adds per image"): f"{m:,}",
+                            t("µs per image (measured now)"): f"{1e6 * sec:.2f}"}
                            for (role, (n, m, sec)), spec in zip(sizes.items(), (cfg.teacher, cfg.student))])
              .set_index(model))
     (tn, tm, ts), (sn, sm, ss) = sizes["teacher"], sizes["student"]

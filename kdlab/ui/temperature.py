@@ -40,8 +40,8 @@ class View:
 
 
 VIEW_SETTINGS = [
-    Setting("temperature", "temperature", N_("Temperature T"), N_("Softens the teacher's outputs: softmax(logits / T)."),
-            "float", 0.5, 30.0, 0.1, digits=1, aliases=("T",)),
+    Setting("temperature", "temperature", N_("Temperature T"),
+            N_("Softens the teacher's outputs: softmax(logits / T)."), "float", 0.5, 30.0, 0.1, digits=1, aliases=("T",)),
     Setting("mode", "mode", N_("Examples"), "", "choice", options=MODES, widget="radio"),
     Setting("cls", "cls", N_("Class"), "", "int", 0, 999, widget="select", applies=lambda v: v.mode == MODES[0]),
     Setting("sample", "sample", "Sample", "", "int", 0, 10**6, widget="none", applies=lambda v: v.mode == MODES[1]),
