@@ -2,19 +2,20 @@
 import streamlit as st
 
 from kdlab.ui import layout, runner, settings, state, sweep
+from kdlab.ui.i18n import t
 
 layout.require_router()
-layout.header("Sweep", "Distil the same pair at every T × α: where does the teacher help most?")
-lab = settings.lab_settings_ui(sweep.PAIR, title="Teacher and student")
+layout.header(t("Sweep"), t("Distil the same pair at every T × α: where does the teacher help most?"))
+lab = settings.lab_settings_ui(sweep.PAIR, title=t("Teacher and student"))
 sweep.collect()
 grid = sweep.grid_ui()
 n = len(grid.temperatures) * len(grid.alphas) * grid.seeds
-st.caption(f"{n} distillation runs, plus one scratch student per seed; {settings.budget_text(lab.lab)[1]} each. "
-           "The sweep runs as one job on one worker.")
+st.caption(t("{n} distillation runs, plus one scratch student per seed; {budget} each. The sweep runs as one job on "
+             "one worker.", n=n, budget=settings.budget_text(lab.lab)[1]))
 
 job = runner.current(sweep.SLOT)
 busy = job is not None and job.active
-if st.button("Run sweep", type="primary", key="run_sweep", disabled=busy or not lab.ok or n == 0):
+if st.button(t("Run sweep"), type="primary", key="run_sweep", disabled=busy or not lab.ok or n == 0):
     with layout.errors_as_messages():
         sweep.start(lab, grid)
         st.rerun()
@@ -23,4 +24,4 @@ sweep.watch()
 if (last := st.session_state.get(state.SWEEP)) is not None and not busy:
     sweep.results(last, lab)
 
-layout.explain("Reading the heatmaps", "sweep")
+layout.explain(t("Reading the heatmaps"), "sweep")

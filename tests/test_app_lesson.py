@@ -1,6 +1,8 @@
-"""pages/6_Lesson.py in AppTest: the lesson walked end to end, a figure at every step, the step in the URL."""
+"""pages/6_Lesson.py in AppTest: the lesson walked end to end in English and in Chinese, a figure at every step, the
+step in the URL."""
 import pytest
 
+from kdlab.base import i18n
 from kdlab.ui import lesson
 
 PAGE = "pages/6_Lesson.py"
@@ -15,29 +17,61 @@ def _step(at) -> int:
     return at.session_state["kd.lesson.step"].step
 
 
-def _run_if_asked(at, finish_jobs):
+def _speaking(at, lang: str = "en"):
+    """The session's language for the next run. In the app, app.py reads ?lang= and draws the language switch on
+    every run; AppTest runs a page without app.py, and Streamlit drops the state of a switch that is not drawn
+    after each run, so a Chinese session is set again before every run."""
+    if lang != "en":
+        at.session_state["kd.lang"] = lang
+    return at
+
+
+def _run_if_asked(at, finish_jobs, lang: str = "en"):
     """Press the step's Run button (or the teacher's), wait for its job, and rerun, until the step is drawn."""
     for _ in range(3):
         buttons = [b for b in at.button if b.key and b.key.startswith("lesson.run.")]
         if not buttons:
             return
+        _speaking(at, lang)
         buttons[0].click().run()
-        finish_jobs(at, timeout=180)
+        finish_jobs(_speaking(at, lang), timeout=180)
 
 
-def test_the_lesson_walks_end_to_end_with_a_figure_at_every_step(app, finish_jobs, fresh_results):
-    app.switch_page(PAGE).run()
+@pytest.fixture(scope="module")
+def _walks_results():
+    return {}
+
+
+@pytest.fixture
+def walks_results(monkeypatch, _walks_results):
+    """The two languages' walks share their results (the English walk computes them, the Chinese one reads them,
+    as a second class would); other tests start afresh."""
+    monkeypatch.setattr(lesson, "_RESULTS", _walks_results)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_lesson_walks_end_to_end_with_a_figure_at_every_step(app, finish_jobs, walks_results, lang):
+    if lang != "en":  # a link to a class in Chinese: app.py (the home page here) reads ?lang=
+        app.query_params["lang"] = lang
+        app.run()
+        assert app.session_state["kd.lang"] == lang and app.title[0].value == i18n.translate(
+            "kdlab: a knowledge-distillation lab", lang)
+    _speaking(app.switch_page(PAGE), lang).run()
+    look_for = i18n.translate("**Look for:** {what}", lang).split("{what}")[0]
     seen = []
     for step in range(1, len(lesson.STEPS) + 1):
         assert _step(app) == step and app.query_params["step"] == str(step)
-        _run_if_asked(app, finish_jobs)
+        _run_if_asked(app, finish_jobs, lang)
         assert not app.exception and not app.error, (step, [e.value for e in app.error])
-        assert any(i.value.startswith("**Look for:**") for i in app.info)
+        assert any(i.value.startswith(look_for) for i in app.info)
         assert app.get("plotly_chart"), f"step {step} shows no figure"
         seen.append(app.header[0].value)
         if step < len(lesson.STEPS):
-            app.button(key="lesson.next.top").click().run()
-    assert seen == [f"{k}. {s.title}" for k, s in enumerate(lesson.STEPS, 1)]
+            _speaking(app, lang).button(key="lesson.next.top").click().run()
+    assert seen == [f"{k}. {i18n.translate(s.title, lang)}" for k, s in enumerate(lesson.STEPS, 1)]
+    if lang == "zh":  # the headings are the catalog's Chinese, not the English fallback
+        assert all(i18n.translate(s.title, lang) != s.title for s in lesson.STEPS)
+        assert app.button(key="lesson.next.top").label == i18n.translate("Next →", lang) != "Next →"
     assert app.button(key="lesson.next.top").disabled
     app.button(key="lesson.prev.bottom").click().run()
     assert _step(app) == len(lesson.STEPS) - 1

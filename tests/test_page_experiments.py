@@ -85,3 +85,51 @@ def test_a_bad_link_falls_back_with_a_notice(app):
     _open(app)
     assert app.selectbox(key="exp.name").value == "small-transfer" and app.number_input(key="exp.seeds").value == 3
     assert len([w for w in app.warning if w.value.startswith("The link's")]) == 2
+
+
+def _speaking_chinese(at):
+    """A Chinese session for the next run. In the app, app.py reads ?lang=zh and draws the language switch on every
+    run; AppTest runs a page without app.py, and Streamlit drops the state of a switch that is not drawn after each
+    run, so it is set again before every run."""
+    at.session_state["kd.lang"] = "zh"
+    return at
+
+
+def test_the_page_reads_in_chinese_with_lang_zh(app):
+    from kdlab.base import i18n
+    from kdlab.experiments import EXPERIMENTS
+
+    app.query_params["lang"] = "zh"
+    app.run()  # app.py reads ?lang=zh
+    _speaking_chinese(app).switch_page("pages/5_Experiments.py").run()
+    assert not app.exception and not app.error
+    assert app.title[0].value == "实验" and app.button(key="exp.run").label == "运行实验"
+    assert any(i.value.startswith("选一个实验") for i in app.info)
+    title = i18n.translate(EXPERIMENTS.get("small-transfer").title, "zh")
+    assert title != EXPERIMENTS.get("small-transfer").title and title in app.selectbox(key="exp.name").options
+    assert any(e.label == f"这个实验说明什么：{title}" for e in app.expander)
+
+
+@pytest.mark.slow
+def test_a_report_reads_in_chinese(app, finish_jobs, monkeypatch):
+    """The omitted-class report (its headline, bias slider, tables) in Chinese, with its figures."""
+    import threading
+
+    from kdlab.base import i18n
+
+    session = i18n._reader_language  # AppTest formats a select box's value in the test's own thread, outside any
+    monkeypatch.setattr(i18n, "_reader_language",  # session: there it must read as the Chinese session does
+                        lambda: "zh" if threading.current_thread() is threading.main_thread() else session())
+    app.query_params.update({"lang": "zh", "name": "omitted-class", "seeds": "1"})
+    app.run()
+    _speaking_chinese(app).switch_page("pages/5_Experiments.py").run()
+    _speaking_chinese(app).button(key="exp.run").click().run()
+    finish_jobs(_speaking_chinese(app), timeout=120)
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("exp.tradeoff" in k for k in _charts(app))
+    assert [m.label for m in app.metric] == ["从零训练的学生模型", "蒸馏的学生模型", "“3”认对率，从零训练",
+                                             "“3”认对率，蒸馏"]
+    assert app.metric[1].delta.endswith(" 个百分点")
+    assert app.select_slider(key="exp.bias").label == "测试时给“3”的 logit 加上的偏置"
+    assert list(app.table[0].value.columns)[:2] == ["均值", "标准差"]
+    assert app.download_button[0].label == "下载报告（JSON）"

@@ -18,6 +18,7 @@ from kdlab.data.dataset import Dataset
 INK = 0.2  # a pixel darker than this (0 background, 1 full ink) is no stroke
 MIN_INK_PIXELS = 20  # fewer stroke pixels than this (on any canvas) is no drawing
 STYLES = {"digits": "counts", "mnist": "centre of mass", "fashion-mnist": "fill"}
+BLANK = "the canvas is blank: draw something first"  # the app says it in the reader's language
 
 
 class DrawingError(KdlabError):
@@ -43,7 +44,7 @@ def to_input(image: np.ndarray, data: Dataset) -> tuple[torch.Tensor, np.ndarray
         raise DrawingError(f"{data.name} has no images to draw: choose digits, mnist or fashion-mnist")
     ink = ink_of(image)
     if (ink > INK).sum() < MIN_INK_PIXELS:
-        raise DrawingError("the canvas is blank: draw something first")
+        raise DrawingError(BLANK)
     ink = _crop(ink)
     raw = {"counts": _counts, "centre of mass": _centred_by_mass, "fill": _fill}[style](ink)  # (h, w) in [0, 1]
     if style != "counts":

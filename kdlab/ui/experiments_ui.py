@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from kdlab.base.settings import Setting
 from kdlab.experiments import EXPERIMENTS, experiment_names, run_experiment
 from kdlab.serve.jobs import Job
 from kdlab.ui import forms, layout, resources, runner
+from kdlab.ui.i18n import N_, t
 
 SLOT = "experiment"
 RESULTS = "kd.experiments"  # {"name|dataset": report}: the last report of each experiment and dataset
@@ -35,10 +37,10 @@ class Choice:
 
 CHOICE = "kd.experiments.choice"
 CHOICE_SETTINGS = [
-    Setting("name", "name", "Experiment", "", "choice", options=experiment_names),
-    Setting("dataset", "dataset", "Dataset", "digits runs in well under a minute; Fashion-MNIST takes minutes per "
-            "experiment.", "choice", options=lambda: ["digits", "fashion-mnist", "mnist"]),
-    Setting("seeds", "seeds", "Seeds", "Seeds 0, 1, …: mean ± std.", "int", 1, MAX_SEEDS, 1),
+    Setting("name", "name", N_("Experiment"), "", "choice", options=experiment_names),
+    Setting("dataset", "dataset", N_("Dataset"), N_("digits runs in well under a minute; Fashion-MNIST takes minutes "
+            "per experiment."), "choice", options=lambda: ["digits", "fashion-mnist", "mnist"]),
+    Setting("seeds", "seeds", N_("Seeds"), N_("Seeds 0, 1, …: mean ± std."), "int", 1, MAX_SEEDS, 1),
 ]
 
 
@@ -49,7 +51,7 @@ def pick_ui() -> tuple[str, str, int]:
         forms.reset(CHOICE_SETTINGS, "exp")
     left, mid, right = st.columns([3, 2, 1])
     choice = forms.draw(CHOICE_SETTINGS, choice, "exp", left, names=["name"],
-                        formats={"name": lambda n: EXPERIMENTS.get(n).title})
+                        formats={"name": lambda n: t(EXPERIMENTS.get(n).title)})
     datasets = sorted(EXPERIMENTS.get(choice.name).settings, key=lambda d: (d != "digits", d))  # digits: offline, fast
     if choice.dataset not in datasets:
         choice = dataclasses.replace(choice, dataset=datasets[0])
@@ -62,11 +64,12 @@ def pick_ui() -> tuple[str, str, int]:
 
 def describe(name: str, dataset: str, seeds: int) -> None:
     exp = EXPERIMENTS.get(name)
-    with st.expander(f"What this experiment shows: {exp.title}"):
-        st.markdown(exp.about)
-        st.caption(f"Reference: {exp.paper['source']}")
-        st.markdown("Settings on this dataset (from `kdlab.experiments`), and the same run from a terminal:")
-        st.code(f"kdlab experiment {name} --dataset {dataset} --seeds {seeds} --json", language="bash")
+    with st.expander(t("What this experiment shows: {title}", title=t(exp.title))):
+        st.markdown(t(exp.about))
+        st.caption(t("Reference: {source}", source=exp.paper["source"]))
+        st.markdown(t("Settings on this dataset (from `kdlab.experiments`), and the same run from a terminal:"))
+        command = ["kdlab", "experiment", name, "--dataset", dataset, "--seeds", str(seeds), "--json"]
+        st.code(shlex.join(command), language="bash")
         st.json({k: v for k, v in vars(exp.settings_for(dataset)).items()}, expanded=False)
 
 
@@ -91,7 +94,7 @@ def start(name: str, dataset: str, seeds: int) -> Job:
                                 should_stop=job.should_stop)
         return report
 
-    return runner.submit(SLOT, fn, label=f"experiment {name}")
+    return runner.submit(SLOT, fn, label=t("experiment {name}", name=name))
 
 
 def collect() -> None:
@@ -117,31 +120,33 @@ def watch() -> None:
 def _progress(job: Job) -> None:
     events = list(job.events)
     if not events:
-        st.progress(0.0, text="Starting…")
+        st.progress(0.0, text=t("Starting…"))
         return
     role, ev = events[-1]
     frac = min(1.0, ev.step / max(1, ev.total_steps))
     if role == "teacher":
-        st.progress(frac, text=f"Training the teacher (once; then it is cached): epoch {ev.epoch}")
+        st.progress(frac, text=t("Training the teacher (once; then it is cached): epoch {epoch}", epoch=ev.epoch))
     else:
-        st.progress(frac, text=f"Student run {ev.metrics.get('run', '?')} of {ev.metrics.get('runs', '?')}")
+        st.progress(frac, text=t("Student run {run} of {runs}", run=ev.metrics.get("run", "?"),
+                                 runs=ev.metrics.get("runs", "?")))
 
 
 def show(report: dict[str, Any]) -> None:
     for note in report["notes"]:
         st.info(note)
-    st.caption(f"{report['dataset']}, seeds {report['seeds']}, {report['seconds']:.0f} s; teacher "
-               f"{report['teacher']['arch']} at {100 * report['teacher']['test_accuracy']:.1f} %.")
+    st.caption(t("{dataset}, seeds {seeds}, {seconds:.0f} s; teacher {arch} at {accuracy:.1f} %.",
+                 dataset=report["dataset"], seeds=report["seeds"], seconds=report["seconds"],
+                 arch=report["teacher"]["arch"], accuracy=100 * report["teacher"]["test_accuracy"]))
     headline(report)
     for i, fig in enumerate(plots.figures(report)):
         layout.chart(fig, key=f"exp.fig{i}")
     if report["experiment"] == "omitted-class":
         bias_panel(report)
-    st.markdown("**Ours** (test accuracy, %)")  # static tables: they wrap on a projector, a dataframe clips
-    st.table(arms_table(report).set_index("arm"))
-    st.markdown("**The paper's reference numbers** (not measured here)")
-    st.table(paper_table(report["paper"]).set_index("what"))
-    st.download_button("Download the report (JSON)", json.dumps(report, indent=1), key="exp.download",
+    st.markdown(t("**Ours** (test accuracy, %)"))  # static tables: they wrap on a projector, a dataframe clips
+    st.table(_headed(arms_table(report).set_index(ARM)))
+    st.markdown(t("**The paper's reference numbers** (not measured here)"))
+    st.table(_headed(paper_table(report["paper"]).set_index(WHAT)))
+    st.download_button(t("Download the report (JSON)"), json.dumps(report, indent=1), key="exp.download",
                        file_name=f"kdlab-{report['experiment']}-{report['dataset']}.json", mime="application/json",
                        on_click="ignore")
 
@@ -151,33 +156,36 @@ def headline(report: dict[str, Any]) -> None:
     arms, items = report["arms"], []
     if "scratch" in arms and "distilled" in arms:
         gain = 100 * (arms["distilled"]["mean"] - arms["scratch"]["mean"])
-        items += [("scratch student", f"{100 * arms['scratch']['mean']:.1f} %", None),
-                  ("distilled student", f"{100 * arms['distilled']['mean']:.1f} %", f"{gain:+.1f} points")]
+        items += [(t("scratch student"), f"{100 * arms['scratch']['mean']:.1f} %", None),
+                  (t("distilled student"), f"{100 * arms['distilled']['mean']:.1f} %",
+                   t("{gain:+.1f} points", gain=gain))]
     if "omitted_class_accuracy" in report:
-        acc = report["omitted_class_accuracy"]
-        items += [(f"“{report['omitted_class']}” right, {role}", f"{100 * acc[role]:.1f} %", None)
-                  for role in ("scratch", "distilled")]
+        acc, omitted = report["omitted_class_accuracy"], t(report["omitted_class"])
+        items += [(t("“{name}” right, scratch", name=omitted), f"{100 * acc['scratch']:.1f} %", None),
+                  (t("“{name}” right, distilled", name=omitted), f"{100 * acc['distilled']:.1f} %", None)]
     for curve in report.get("curves", []):
-        items.append((f"best T for {curve['student']}", f"{curve['best_temperature']:g}", None))
+        items.append((t("best T for {student}", student=curve["student"]), f"{curve['best_temperature']:g}", None))
     if "best_arm" in report:
-        items.append(("best arm", report["best_arm"], None))
+        items.append((t("best arm"), report["best_arm"], None))
     for col, (label, value, delta) in zip(st.columns(max(1, len(items))), items):
         col.metric(label, value, delta)
 
 
 def bias_panel(report: dict[str, Any]) -> None:
     """The bias slider: every value reads the stored curve of one trained student, so it redraws instantly."""
-    name = report["omitted_class"]
+    name = t(report["omitted_class"])
     biases = [p["bias"] for p in report["bias_curve"]]
-    bias = st.select_slider(f"Bias added to the “{name}” logit at test time", biases, value=biases[0],
+    bias = st.select_slider(t("Bias added to the “{name}” logit at test time", name=name), biases, value=biases[0],
                             key="exp.bias")
     p, zero, paper = plots.bias_point(report, bias), report["bias_curve"][0], report["paper"]
-    st.caption(f"With +{p['bias']:g}: {100 * p['class_accuracy']:.1f} % of the test “{name}” images right, "
-               f"{100 * p['overall_accuracy']:.2f} % overall ({p['errors']} errors, {p['class_errors']} on "
-               f"“{name}”). With no bias: {100 * zero['class_accuracy']:.1f} % and "
-               f"{100 * zero['overall_accuracy']:.2f} %. The paper (MNIST, 3s omitted): "
-               f"{100 * paper['class_accuracy']:.1f} % of the 3s right, {100 * paper['class_accuracy_with_bias']:.1f} "
-               f"% with +{paper['bias']:g}.")
+    st.caption(t("With +{bias:g}: {right:.1f} % of the test “{name}” images right, {overall:.2f} % overall "
+                 "({errors} errors, {class_errors} on “{name}”). With no bias: {right0:.1f} % and {overall0:.2f} %. "
+                 "The paper (MNIST, 3s omitted): {paper_right:.1f} % of the 3s right, {paper_biased:.1f} % with "
+                 "+{paper_bias:g}.", bias=p["bias"], right=100 * p["class_accuracy"], name=name,
+                 overall=100 * p["overall_accuracy"], errors=p["errors"], class_errors=p["class_errors"],
+                 right0=100 * zero["class_accuracy"], overall0=100 * zero["overall_accuracy"],
+                 paper_right=100 * paper["class_accuracy"], paper_biased=100 * paper["class_accuracy_with_bias"],
+                 paper_bias=paper["bias"]))
     layout.chart(plots.per_class_bars(report, bias), key="exp.classes")  # one a row: ten classes need the width
     layout.chart(plots.bias_tradeoff(report, bias), key="exp.tradeoff")
 
@@ -191,13 +199,25 @@ def paper_table(paper: dict[str, Any]) -> pd.DataFrame:
         items = value.items() if isinstance(value, dict) else [("", value)]
         for sub, v in items:
             name = key.replace("_", " ") + (f" / {sub}" if sub else "")
-            rows.append({"what": name, "value": ", ".join(map(str, v)) if isinstance(v, list) else str(v)})
-    rows.append({"what": "source", "value": paper["source"]})
+            rows.append({WHAT: name, VALUE: ", ".join(map(str, v)) if isinstance(v, list) else str(v)})
+    rows.append({WHAT: "source", VALUE: paper["source"]})
     return pd.DataFrame(rows)
 
 
 def arms_table(report: dict[str, Any]) -> pd.DataFrame:
-    rows = [{"arm": arm, "mean": round(100 * a["mean"], 2), "std": round(100 * a["std"], 2),
-             "per seed": ", ".join(f"{100 * v:.1f}" for v in a["per_seed"]), "seconds": round(a["seconds"], 1)}
+    rows = [{ARM: arm, MEAN: round(100 * a["mean"], 2), STD: round(100 * a["std"], 2),
+             PER_SEED: ", ".join(f"{100 * v:.1f}" for v in a["per_seed"]), SECONDS: round(a["seconds"], 1)}
             for arm, a in report["arms"].items()]
     return pd.DataFrame(rows)
+
+
+# The tables' headers, English in the data; shown in the reader's language (_headed). Arms and the paper's keys
+# are names of the report (as in its JSON and the CLI), so they are shown as they are.
+ARM, MEAN, STD, PER_SEED, SECONDS = N_("arm"), N_("mean"), N_("std"), N_("per seed"), N_("seconds")
+WHAT, VALUE = N_("what"), N_("value")
+
+
+def _headed(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.rename(columns=t)
+    table.index.name = t(table.index.name)
+    return table

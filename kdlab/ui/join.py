@@ -20,12 +20,14 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
+from kdlab.ui.i18n import N_, t
+
 PUBLIC_URL_ENV = "KDLAB_PUBLIC_URL"
 # A UDP socket "connected" to an address of a private range picks the interface this machine would send from,
 # without sending a packet: that interface's address is the one the students' devices on the LAN can reach.
 ROUTE_PROBE = ("10.255.255.255", 1)
 WILDCARDS = ("", "0.0.0.0", "::")
-FOR_A_CLASS = ("For a class, start it with `kdlab serve --host 0.0.0.0` (every network interface: the students' "
+FOR_A_CLASS = N_("For a class, start it with `kdlab serve --host 0.0.0.0` (every network interface: the students' "
                "devices on the same network can then open it, and this panel shows the address and its QR code), "
                "or add `--public-url https://…` when it is reached through a proxy or a name.")
 QR_WIDTH = {False: 200, True: 380}  # pixels: a phone reads 200 from a desk; 380 from the back of a projected room
@@ -73,7 +75,7 @@ def check_public_url(url: str) -> str:
     """``url`` if students can open it (http or https with a host); ValueError saying what is wrong."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"a public URL must look like http://host:port/ or https://name/, got {url!r}")
+        raise ValueError(t("a public URL must look like http://host:port/ or https://name/, got {url}", url=repr(url)))
     return url.strip()
 
 
@@ -82,18 +84,19 @@ def classroom_url(host: str, port: int, public_url: str | None = None,
     """The address students open for a server bound to ``host``:``port`` (the pure decision; ``lan`` finds
     this machine's network address for a wildcard bind)."""
     if public_url:
-        return Address(check_public_url(public_url), "the address this server was given")
+        return Address(check_public_url(public_url), t("the address this server was given"))
     if is_loopback(host):
-        return Address(None, f"This server listens on {host} only: no other machine can open it. " + FOR_A_CLASS)
+        return Address(None, t("This server listens on {host} only: no other machine can open it. {how}", host=host,
+                               how=t(FOR_A_CLASS)))
     if host in WILDCARDS:
         found = lan()
         if found is None:
-            return Address(None, "This server listens on every interface, but this machine has no network "
-                                 "address besides loopback. Connect it to the class's network, or pass "
-                                 "`kdlab serve --public-url …`.")
+            return Address(None, t("This server listens on every interface, but this machine has no network "
+                                   "address besides loopback. Connect it to the class's network, or pass "
+                                   "`kdlab serve --public-url …`."))
         host = found
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
-    return Address(f"http://{shown}:{port}{path}", "this machine's address on its network")
+    return Address(f"http://{shown}:{port}{path}", t("this machine's address on its network"))
 
 
 def app_address() -> Address:
@@ -101,9 +104,9 @@ def app_address() -> Address:
     Streamlit's own bind address and port."""
     if given := os.environ.get(PUBLIC_URL_ENV, "").strip():
         try:
-            return Address(check_public_url(given), f"set by the server ({PUBLIC_URL_ENV})")
+            return Address(check_public_url(given), t("set by the server ({variable})", variable=PUBLIC_URL_ENV))
         except ValueError as exc:
-            return Address(None, f"{PUBLIC_URL_ENV} is not usable: {exc}")
+            return Address(None, t("{variable} is not usable: {problem}", variable=PUBLIC_URL_ENV, problem=exc))
     base = (st.get_option("server.baseUrlPath") or "").strip("/")
     return classroom_url(str(st.get_option("server.address") or ""), int(st.get_option("server.port")),
                          path=f"/{base}/" if base else "/")
@@ -133,7 +136,7 @@ def qr_code(url: str):
 def join_panel(big: bool = False) -> None:
     """The home page's "Join the class": the address and its QR code, or why there is none."""
     address = app_address()
-    st.subheader("Join the class")
+    st.subheader(t("Join the class"))
     if address.url is None:
         st.info(address.note, icon=":material/lan:")
         return
@@ -141,16 +144,16 @@ def join_panel(big: bool = False) -> None:
     _code(address.url, big, code)
     if big:  # the projector's view: an address large enough to type from the back of the room
         text.markdown(f"### {address.url}")
-        text.markdown("Open this address in a browser, or scan the code with a phone's camera.")
+        text.markdown(t("Open this address in a browser, or scan the code with a phone's camera."))
     else:
-        text.markdown(f"Open **{address.url}** in a browser, or scan the code with a phone's camera.")
-    text.caption("Every device on the same network as this server can join; each browser gets its own "
-                 "session, and runs wait their turn on the server's workers.")
+        text.markdown(t("Open **{url}** in a browser, or scan the code with a phone's camera.", url=address.url))
+    text.caption(t("Every device on the same network as this server can join; each browser gets its own "
+                   "session, and runs wait their turn on the server's workers."))
 
 
 def join_popover(url: str) -> None:
     """Presenter mode, beside every page's title: a small button that opens the address and its code."""
-    with st.popover("Join", icon=":material/qr_code_2:", help="Where students open the app"):
+    with st.popover(t("Join"), icon=":material/qr_code_2:", help=t("Where students open the app")):
         _code(url, True, st)
         st.markdown(f"**{url}**")
 

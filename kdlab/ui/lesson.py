@@ -32,12 +32,15 @@ from kdlab.training.losses import entropy, soft_targets
 from kdlab.training.metrics import latency_per_example
 from kdlab.training.models import build_model, count_params, macs_per_example
 from kdlab.ui import distill, forms, layout, resources, runner
+from kdlab.ui.i18n import N_, names, t
 
 STEP = "kd.lesson.step"
 PREFIX = "lesson"
 SLOT = "lesson"
 _RESULTS: dict[str, Any] = {}  # step name -> its result, shared by every session of the server
 _LOCK = threading.Lock()
+# The results' names, kept in English (they key _RESULTS for every session); a job shows its name translated.
+TEACHER, FEW_LABELS, OMITTED, BOUNDARIES = N_("teacher"), N_("few labels"), N_("omitted class"), N_("boundaries")
 
 
 @dataclass(frozen=True)
@@ -75,17 +78,18 @@ def controls(step: int, where: str) -> None:
     """Previous / Next; the top pair answers a clicker (PageUp / PageDown), the bottom pair is for the mouse."""
     left, mid, right = st.columns([2, 3, 2])
     keys = {"top": ("PageUp", "PageDown")}.get(where, (None, None))
-    left.button("← Previous", key=f"lesson.prev.{where}", on_click=go, args=(-1,), disabled=step == 1,
+    left.button(t("← Previous"), key=f"lesson.prev.{where}", on_click=go, args=(-1,), disabled=step == 1,
                 shortcut=keys[0], width="stretch")
-    mid.progress(step / len(STEPS), text=f"Step {step} of {len(STEPS)}: {STEPS[step - 1].title}")
-    right.button("Next →", key=f"lesson.next.{where}", on_click=go, args=(1,), disabled=step == len(STEPS),
+    mid.progress(step / len(STEPS), text=t("Step {step} of {steps}: {title}", step=step, steps=len(STEPS),
+                                           title=t(STEPS[step - 1].title)))
+    right.button(t("Next →"), key=f"lesson.next.{where}", on_click=go, args=(1,), disabled=step == len(STEPS),
                  shortcut=keys[1], width="stretch", type="primary")
 
 
 def show(step: int) -> None:
     s = STEPS[step - 1]
-    st.header(f"{step}. {s.title}")
-    st.info(f"**Look for:** {s.look_for}")
+    st.header(f"{step}. {t(s.title)}")
+    st.info(t("**Look for:** {what}", what=t(s.look_for)))
     s.draw()
 
 
@@ -100,7 +104,7 @@ def _teacher() -> Teacher | None:
     cfg = get_preset(DEFAULT_PRESET).config
     if (teacher := resources.cached_teacher(cfg, _lab_data())) is not None:
         return teacher
-    _run_button("teacher", "Train the teacher (about 2 s)", lambda job: get_teacher(
+    _run_button(TEACHER, t("Train the teacher (about 2 s)"), lambda job: get_teacher(
         cfg.teacher_config(), _lab_data(), should_stop=job.should_stop))
     return None
 
@@ -111,17 +115,19 @@ def _result(name: str) -> Any | None:
         if job.error:
             st.error(job.error)
         elif job.result is not None:
+            done, value = job.result  # (its name, its result): see _run_button
             with _LOCK:
-                _RESULTS[job.label] = job.result
+                _RESULTS[done] = value
     with _LOCK:
         return _RESULTS.get(name)
 
 
 def _run_button(name: str, label: str, work: Callable[[Job], Any]) -> None:
-    """The button that computes a step's result on the pool (once per server), and its progress."""
+    """The button that computes a step's result on the pool (once per server), and its progress. The job returns
+    the result's English name with it: its label (shown in the reader's language) cannot key the result."""
     if runner.current(SLOT) is None and st.button(label, type="primary", key=f"lesson.run.{name}"):
         with layout.errors_as_messages():
-            runner.submit(SLOT, work, label=name)
+            runner.submit(SLOT, lambda job: (name, work(job)), label=t(name))
             st.rerun()
     runner.watch(SLOT, _progress)
 
@@ -131,14 +137,20 @@ def _progress(job: Job) -> None:
     events = list(job.events)
     last = events[-1] if events else None
     if last is None:
-        fraction, text = 0.0, "Starting…"
+        fraction, text = 0.0, t("Starting…")
     elif hasattr(last, "total_steps") and hasattr(last, "arms"):  # a Playground snapshot
-        fraction, text = last.step / last.total_steps, f"Three students: step {last.step:,} of {last.total_steps:,}"
+        fraction = last.step / last.total_steps
+        text = t("Three students: step {step:,} of {steps:,}", step=last.step, steps=last.total_steps)
     else:
         k, role, ev = last
         fraction = (k + ev.step / max(1, ev.total_steps)) / (1 + max(k for k, _, _ in events))
-        text = f"The {role}{' student' if role != 'teacher' else ''}: step {ev.step:,} of {ev.total_steps:,}"
-    st.progress(min(1.0, fraction), text=f"{text} (once for the whole class: then it is kept)")
+        text = t(ROLE_STEPS.get(role, ROLE_STEPS["distilled"]), step=ev.step, steps=ev.total_steps)
+    st.progress(min(1.0, fraction), text=t("{progress} (once for the whole class: then it is kept)", progress=text))
+
+
+ROLE_STEPS = {"teacher": N_("The teacher: step {step:,} of {steps:,}"),
+              "distilled": N_("The distilled student: step {step:,} of {steps:,}"),
+              "scratch": N_("The scratch student: step {step:,} of {steps:,}")}
 
 
 SURE = 0.8  # the example's teacher is this sure of the right answer: a clear answer, with a visible doubt
@@ -156,11 +168,11 @@ def _example(data: Dataset, teacher: Teacher) -> int:
 
 def _bars(data: Dataset, teacher: Teacher, i: int, temperatures: list[float], key: str) -> None:
     logits = teacher.test_logits[i]
-    bars = [{"probs": soft_targets(logits, t).tolist(), "role": "teacher", "temperature": t, "faint": t == 1.0}
-            for t in temperatures]
+    bars = [{"probs": soft_targets(logits, temp).tolist(), "role": "teacher", "temperature": temp,
+             "faint": temp == 1.0} for temp in temperatures]
     left, right = st.columns([1, 5])
-    left.image(plots.display_image(data.x_test[i].numpy()), caption=f"test image #{i}", width=112)
-    layout.chart(plots.probabilities(data.classes, bars, int(data.y_test[i])), key=key, where=right)
+    left.image(plots.display_image(data.x_test[i].numpy()), caption=t("test image #{i}", i=i), width=112)
+    layout.chart(plots.probabilities(names(data.classes), bars, int(data.y_test[i])), key=key, where=right)
 
 
 # -- the steps ------------------------------------------------------------------------------------------------
@@ -176,17 +188,19 @@ def _dark_knowledge() -> None:
     rest = p.clone()
     rest[truth] = 0
     other = int(rest.argmax())
-    st.markdown(f"The teacher (`{teacher.config.arch}`, {100 * teacher.test_accuracy:.1f} % right on the test "
-                f"images) says this is a **{data.classes[truth]}** ({100 * p[truth]:.0f} %), and gives "
-                f"**{data.classes[other]}** {100 * p[other]:.1f} %: this {data.classes[truth]} looks a little like "
-                f"a {data.classes[other]}. A label says only “{data.classes[truth]}”.")
+    classes = names(data.classes)
+    st.markdown(t("The teacher (`{arch}`, {accuracy:.1f} % right on the test images) says this is a **{truth}** "
+                  "({p_truth:.0f} %), and gives **{other}** {p_other:.1f} %: this {truth} looks a little like a "
+                  "{other}. A label says only “{truth}”.", arch=teacher.config.arch,
+                  accuracy=100 * teacher.test_accuracy, truth=classes[truth], p_truth=100 * p[truth],
+                  other=classes[other], p_other=100 * p[other]))
     _bars(data, teacher, i, [1.0, 4.0], "lesson.dark")
-    st.markdown("**What the teacher finds alike**: its soft targets at T = 4, averaged per true class (diagonal "
-                "hidden)")
+    st.markdown(t("**What the teacher finds alike**: its soft targets at T = 4, averaged per true class (diagonal "
+                  "hidden)"))
     sums = torch.zeros(data.num_classes, data.num_classes).index_add_(0, data.y_test,
                                                                      soft_targets(teacher.test_logits, 4.0))
     counts = torch.bincount(data.y_test, minlength=data.num_classes).clamp(min=1)[:, None]
-    layout.chart(plots.similarity((sums / counts).tolist(), data.classes, 4.0), key="lesson.similarity")
+    layout.chart(plots.similarity((sums / counts).tolist(), classes, 4.0), key="lesson.similarity")
 
 
 def _temperature() -> None:
@@ -201,8 +215,8 @@ def _temperature() -> None:
     layout.chart(plots.entropy_curves(grid.round(3).tolist(), [{"label": f"#{i}", "entropy": h,
                                                                 "class": int(data.y_test[i])}], 3.0,
                                       data.num_classes), key="lesson.entropy")
-    st.caption("Faint bars: T = 1; then T = 3 and T = 10. The curve: how spread out the soft targets are at "
-               "each T, from nearly certain to uniform (log C).")
+    st.caption(t("Faint bars: T = 1; then T = 3 and T = 10. The curve: how spread out the soft targets are at "
+                 "each T, from nearly certain to uniform (log C)."))
 
 
 def _distil(preset: str, seeds: int) -> Callable[[Job], Any]:
@@ -219,11 +233,11 @@ def _distil(preset: str, seeds: int) -> Callable[[Job], Any]:
 
 
 def _few_labels() -> None:
-    found = _result("few labels")
+    found = _result(FEW_LABELS)
     if found is None:
-        st.markdown("The student sees **50** of the 1 437 training digits, labelled; its scratch twin sees the "
-                    "same 50. Three seeds each, 1 000 steps: a few seconds.")
-        _run_button("few labels", "Run it", _distil(DEFAULT_PRESET, seeds=3))
+        st.markdown(t("The student sees **50** of the 1 437 training digits, labelled; its scratch twin sees the "
+                      "same 50. Three seeds each, 1 000 steps: a few seconds."))
+        _run_button(FEW_LABELS, t("Run it"), _distil(DEFAULT_PRESET, seeds=3))
         return
     record, _ = found
     st.table(distill.results_table(record))
@@ -234,64 +248,73 @@ def _few_labels() -> None:
 
 
 def _omitted_class() -> None:
-    found = _result("omitted class")
+    found = _result(OMITTED)
     if found is None:
-        st.markdown("No **3** is in the student's transfer set: the scratch student learns the labels of the "
-                    "other digits; the distilled one learns only the teacher's soft targets on them.")
-        _run_button("omitted class", "Run it", _distil("Omitted class", seeds=1))
+        st.markdown(t("No **3** is in the student's transfer set: the scratch student learns the labels of the "
+                      "other digits; the distilled one learns only the teacher's soft targets on them."))
+        _run_button(OMITTED, t("Run it"), _distil(N_("Omitted class"), seeds=1))  # the preset's name
         return
     record, logits = found
     d, s = record.distilled[0], record.scratch[0]
-    st.markdown(f"Test 3s right: scratch **{100 * s.per_class_accuracy[3]:.0f} %** (it never predicts a 3), "
-                f"distilled **{100 * d.per_class_accuracy[3]:.0f} %**, from other digits' soft targets alone.")
+    st.markdown(t("Test 3s right: scratch **{scratch:.0f} %** (it never predicts a 3), distilled **{distilled:.0f} "
+                  "%**, from other digits' soft targets alone.", scratch=100 * s.per_class_accuracy[3],
+                  distilled=100 * d.per_class_accuracy[3]))
     delta = [None if a is None or b is None else a - b for a, b in zip(d.per_class_accuracy, s.per_class_accuracy)]
-    layout.chart(plots.class_changes(delta, record.classes), key="lesson.classes")
+    layout.chart(plots.class_changes(delta, names(record.classes)), key="lesson.classes")
     data = _lab_data()
-    bias = st.slider("Bias added to the 3's logit at test time", 0.0, 6.0, 0.0, 0.1, key="lesson.bias")
+    bias = st.slider(t("Bias added to the 3's logit at test time"), 0.0, 6.0, 0.0, 0.1, key="lesson.bias")
     point = bias_curve(torch.as_tensor(logits), data.y_test, 3, [bias])[0]
-    st.caption(f"With +{bias:g}: {100 * point['class_accuracy']:.0f} % of the 3s right, "
-               f"{100 * point['overall_accuracy']:.1f} % overall. The student's only problem is a too-low bias for "
-               "a class it never saw (Hinton et al. 2015, §3).")
+    st.caption(t("With +{bias:g}: {right:.0f} % of the 3s right, {overall:.1f} % overall. The student's only problem "
+                 "is a too-low bias for a class it never saw (Hinton et al. 2015, §3).", bias=bias,
+                 right=100 * point["class_accuracy"], overall=100 * point["overall_accuracy"]))
 
 
 def _boundaries() -> None:
-    found = _result("boundaries")
+    found = _result(BOUNDARIES)
     cfg = PlaygroundConfig(dataset="spirals", labelled=10)
     if found is None:
-        st.markdown("Spirals: **10** labelled points. Three students of one size: on the labels alone, on the "
-                    "teacher's hard answers for 2 000 unlabelled points, and on its soft targets for them.")
-        _run_button("boundaries", "Run it", lambda job: run_playground(cfg, on_snapshot=job.emit,
-                                                                       should_stop=job.should_stop))
+        st.markdown(t("Spirals: **10** labelled points. Three students of one size: on the labels alone, on the "
+                      "teacher's hard answers for 2 000 unlabelled points, and on its soft targets for them."))
+        _run_button(BOUNDARIES, t("Run it"), lambda job: run_playground(cfg, on_snapshot=job.emit,
+                                                                        should_stop=job.should_stop))
         return
     setup, final = found.setup, found.final
     points = setup.points()
     for col, arm in zip(st.columns(3), ("scratch", "hard", "soft")):
         frame = final.arms[arm]
         fig = pg_plots.boundary_figure(setup.grid.xs, setup.grid.ys, frame.probs.astype(np.float32),
-                                       setup.data.classes, pg_plots.arm_title(arm, frame.test_accuracy), **points)
+                                       names(setup.data.classes), pg_plots.arm_title(arm, frame.test_accuracy),
+                                       **points)
         layout.chart(fig, key=f"lesson.arm.{arm}", where=col)
-    st.caption("Shading: the class a student predicts there, darker where it is sure; big marks: the 10 labels; "
-               "grey dots: the unlabelled points the teacher labels.")
+    st.caption(t("Shading: the class a student predicts there, darker where it is sure; big marks: the 10 labels; "
+                 "grey dots: the unlabelled points the teacher labels."))
 
 
 def _gained() -> None:
     data = _lab_data()
     cfg = get_preset(DEFAULT_PRESET).config
-    sizes = {role: _size(spec, data) for role, spec in (("teacher", cfg.teacher), ("student", cfg.student))}
-    st.table(pd.DataFrame([{"model": f"{role} ({spec})", "parameters": f"{n:,}", "multiply-adds per image": f"{m:,}",
-                            "µs per image (measured now)": f"{1e6 * sec:.2f}"}
+    sizes = {role: _size(spec, data) for role, spec in ((TEACHER, cfg.teacher), (N_("student"), cfg.student))}
+    model = t("model")
+    st.table(pd.DataFrame([{model: f"{t(role)} ({spec})", t("parameters"): f"{n:,}",
+                            t("multiply-adds per image"): f"{m:,}",
+                            t("µs per image (measured now)"): f"{1e6 * sec:.2f}"}
                            for (role, (n, m, sec)), spec in zip(sizes.items(), (cfg.teacher, cfg.student))])
-             .set_index("model"))
+             .set_index(model))
     (tn, tm, ts), (sn, sm, ss) = sizes["teacher"], sizes["student"]
-    found = _result("few labels")
-    acc = (f", and from 50 labels it is {100 * found[0].stats('distilled').mean:.1f} % right against the "
-           f"teacher's {100 * found[0].teacher.test_accuracy:.1f} % (step 3)" if found else "")
-    st.markdown(f"The student has **{tn / sn:.1f}×** fewer parameters, needs **{tm / sm:.1f}×** fewer multiply-adds "
-                f"and runs **{ts / ss:.1f}×** faster on this CPU{acc}.")
-    fractions = {"parameters": sn / tn, "multiply-adds": sm / tm, "time per image": ss / ts}
+    found = _result(FEW_LABELS)
+    smaller = dict(params=tn / sn, macs=tm / sm, speed=ts / ss)
     if found:
-        fractions["accuracy (50 labels)"] = found[0].stats("distilled").mean / found[0].teacher.test_accuracy
-    layout.chart(plots.fraction_bars(fractions, "The student, as a share of its teacher (dashed: the teacher)"),
+        st.markdown(t("The student has **{params:.1f}×** fewer parameters, needs **{macs:.1f}×** fewer multiply-adds "
+                      "and runs **{speed:.1f}×** faster on this CPU, and from 50 labels it is {accuracy:.1f} % right "
+                      "against the teacher's {teacher:.1f} % (step 3).", **smaller,
+                      accuracy=100 * found[0].stats("distilled").mean, teacher=100 * found[0].teacher.test_accuracy))
+    else:
+        st.markdown(t("The student has **{params:.1f}×** fewer parameters, needs **{macs:.1f}×** fewer multiply-adds "
+                      "and runs **{speed:.1f}×** faster on this CPU.", **smaller))
+    fractions = {t("parameters"): sn / tn, t("multiply-adds"): sm / tm, t("time per image"): ss / ts}
+    if found:
+        fractions[t("accuracy (50 labels)")] = found[0].stats("distilled").mean / found[0].teacher.test_accuracy
+    layout.chart(plots.fraction_bars(fractions, t("The student, as a share of its teacher (dashed: the teacher)")),
                  key="lesson.gained")
 
 
@@ -302,16 +325,18 @@ def _size(spec: str, data: Dataset) -> tuple[int, int, float]:
 
 
 STEPS = [
-    Step("What a teacher knows", "besides the right answer, the teacher's probabilities on the wrong classes: "
-         "which ones it finds alike. That is what a label cannot carry.", _dark_knowledge),
-    Step("What the temperature does", "as T rises the bars flatten: the small probabilities grow, so the student "
-         "can learn from them; too high a T and everything looks alike.", _temperature),
-    Step("Learning from few labels", "the distilled student against its scratch twin, on the same 50 images, over "
-         "three seeds: the gap is the teacher's soft targets.", _few_labels),
-    Step("The class it never saw", "a student that never saw a 3 recognising most 3s, and what one number (a bias) "
-         "adds.", _omitted_class),
-    Step("Boundaries you can see", "the shape each student learnt: from 10 labels alone, from the teacher's hard "
-         "answers, from its soft targets.", _boundaries),
-    Step("What was gained", "how much smaller and faster the student is than its teacher, for how much accuracy.",
-         _gained),
+    Step(N_("What a teacher knows"), N_("besides the right answer, the teacher's probabilities on the wrong classes: "
+                                        "which ones it finds alike. That is what a label cannot carry."),
+         _dark_knowledge),
+    Step(N_("What the temperature does"), N_("as T rises the bars flatten: the small probabilities grow, so the "
+                                             "student can learn from them; too high a T and everything looks alike."),
+         _temperature),
+    Step(N_("Learning from few labels"), N_("the distilled student against its scratch twin, on the same 50 images, "
+                                            "over three seeds: the gap is the teacher's soft targets."), _few_labels),
+    Step(N_("The class it never saw"), N_("a student that never saw a 3 recognising most 3s, and what one number (a "
+                                          "bias) adds."), _omitted_class),
+    Step(N_("Boundaries you can see"), N_("the shape each student learnt: from 10 labels alone, from the teacher's "
+                                          "hard answers, from its soft targets."), _boundaries),
+    Step(N_("What was gained"), N_("how much smaller and faster the student is than its teacher, for how much "
+                                   "accuracy."), _gained),
 ]

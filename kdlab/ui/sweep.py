@@ -15,6 +15,7 @@ from kdlab.runs.lab import stale_settings
 from kdlab.runs.sweep import GRID_SETTINGS, MAX_CELLS, Grid, pivot, run_sweep, to_csv
 from kdlab.serve.jobs import Job
 from kdlab.ui import forms, layout, runner, settings, state
+from kdlab.ui.i18n import N_, t
 
 SLOT = "sweep"
 GRID = "kd.sweep.grid"  # the session's Grid
@@ -41,7 +42,8 @@ def start(ls: settings.LabSettings, grid: Grid) -> Job:
     cfg, data = ls.config, ls.data
     total = len(grid.temperatures) * len(grid.alphas) * grid.seeds
     if total > MAX_CELLS:
-        raise ConfigError(f"{total} runs is more than the {MAX_CELLS} a sweep may have; drop some values")
+        raise ConfigError(t("{total} runs is more than the {most} a sweep may have; drop some values", total=total,
+                            most=MAX_CELLS))
 
     def fn(job: Job) -> dict[str, Any]:
         def progress(role: str, event: Any) -> None:
@@ -52,7 +54,7 @@ def start(ls: settings.LabSettings, grid: Grid) -> Job:
                          should_stop=job.should_stop)
         return {"rows": rows, "config": cfg, "total": total, "finished": time.time()}
 
-    return runner.submit(SLOT, fn, label="sweep")
+    return runner.submit(SLOT, fn, label=t("sweep"))
 
 
 def collect() -> None:
@@ -73,41 +75,48 @@ def _progress(job: Job) -> None:
     cells = [payload for role, payload in events if role == "cell"]
     last = events[-1] if events else None
     if last is not None and last[0] == "teacher":
-        st.progress(last[1].step / max(1, last[1].total_steps), text="Training the teacher (once for the sweep)…")
+        st.progress(last[1].step / max(1, last[1].total_steps), text=t("Training the teacher (once for the sweep)…"))
     else:
         done, total = (cells[-1][0], cells[-1][1]) if cells else (0, 1)
-        st.progress(done / total, text=f"{done} of {total} runs done")
+        st.progress(done / total, text=t("{done} of {total} runs done", done=done, total=total))
     if cells:
-        st.dataframe(table([row for _, _, row in cells]), hide_index=True, key="sweep_live", column_config=_PERCENT)
+        st.dataframe(table([row for _, _, row in cells]), hide_index=True, key="sweep_live", column_config=_percent())
 
 
-_PERCENT = {c: st.column_config.NumberColumn(format="%.1f") for c in ("student %", "scratch %", "gain (points)")}
+SEED, STUDENT, SCRATCH, GAIN = N_("seed"), N_("student %"), N_("scratch %"), N_("gain (points)")  # table headers
+
+
+def _percent() -> dict[str, Any]:
+    return {t(c): st.column_config.NumberColumn(format="%.1f") for c in (STUDENT, SCRATCH, GAIN)}
 
 
 def table(rows: list[dict[str, float]]) -> pd.DataFrame:
-    """The rows for people: accuracies in percent, the columns that fit a projector (the CSV has them all)."""
-    return pd.DataFrame([{"T": r["temperature"], "α": r["alpha"], "seed": r["seed"],
-                          "student %": 100 * r["student_accuracy"], "scratch %": 100 * r["scratch_accuracy"],
-                          "gain (points)": 100 * r["gain"]} for r in rows])
+    """The rows for people: accuracies in percent, the columns that fit a projector (the CSV has them all), headed
+    in the reader's language."""
+    return pd.DataFrame([{"T": r["temperature"], "α": r["alpha"], t(SEED): r["seed"],
+                          t(STUDENT): 100 * r["student_accuracy"], t(SCRATCH): 100 * r["scratch_accuracy"],
+                          t(GAIN): 100 * r["gain"]} for r in rows])
 
 
 def results(sweep: dict[str, Any], ls: settings.LabSettings) -> None:
     rows = sweep["rows"]
     if not rows:
-        st.info("The sweep stopped before its first run finished.")
+        st.info(t("The sweep stopped before its first run finished."))
         return
     changed = stale_settings(Lab(sweep["config"]), ls.lab, ignore=("temperature", "alpha", "seed", "seeds", "scratch"))
     if changed:
-        st.warning(f"**Stale**: the pair's settings changed since this sweep ({', '.join(changed)}).", icon="⚠️")
+        st.warning(t("**Stale**: the pair's settings changed since this sweep ({settings}).",
+                     settings=", ".join(t(label) for label in changed)), icon="⚠️")
     if len(rows) < sweep["total"]:
-        st.info(f"The sweep was stopped: {len(rows)} of {sweep['total']} runs finished.")
+        st.info(t("The sweep was stopped: {finished} of {total} runs finished.", finished=len(rows),
+                  total=sweep["total"]))
     left, right = st.columns(2)
-    left.markdown("**Distilled student: test accuracy (%)**")  # titles as text: they wrap, a chart's are cut
+    left.markdown(t("**Distilled student: test accuracy (%)**"))  # titles as text: they wrap, a chart's are cut
     layout.chart(plots.sweep_heatmap(*pivot(rows, "student_accuracy"), ""), key="sweep_acc", where=left)
-    left.caption("Where is the student best? Each cell is the mean over seeds; the colour scale runs 0 to 100 %.")
-    right.markdown("**Gain over the scratch student (points)**")
+    left.caption(t("Where is the student best? Each cell is the mean over seeds; the colour scale runs 0 to 100 %."))
+    right.markdown(t("**Gain over the scratch student (points)**"))
     layout.chart(plots.sweep_heatmap(*pivot(rows, "gain"), "", diverging=True), key="sweep_gain", where=right)
-    right.caption("Purple: distillation beat the same student trained on labels alone; gold: it lost.")
-    st.dataframe(table(rows), hide_index=True, key="sweep_table", column_config=_PERCENT)
-    st.download_button("Download CSV", to_csv(rows), file_name="kdlab-sweep.csv", mime="text/csv",
+    right.caption(t("Purple: distillation beat the same student trained on labels alone; gold: it lost."))
+    st.dataframe(table(rows), hide_index=True, key="sweep_table", column_config=_percent())
+    st.download_button(t("Download CSV"), to_csv(rows), file_name="kdlab-sweep.csv", mime="text/csv",
                        key="sweep_csv", on_click="ignore")

@@ -20,10 +20,11 @@ from kdlab.serve.jobs import Job
 from kdlab.training.losses import entropy, soft_targets
 from kdlab.runs.teacher import Teacher, get_teacher
 from kdlab.ui import forms, layout, live, resources, runner, settings, state
+from kdlab.ui.i18n import N_, names, t
 
 SLOT = "teacher"
 N_EXAMPLES = 3
-MODES = ("by class", "at random", "where the teacher is least sure")
+MODES = (N_("by class"), N_("at random"), N_("where the teacher is least sure"))  # English in the URL
 VIEW = "kd.temperature.view"  # the session's View
 PREFIX = "temp"  # the view's widget keys: "temp.temperature", ...
 
@@ -39,10 +40,10 @@ class View:
 
 
 VIEW_SETTINGS = [
-    Setting("temperature", "temperature", "Temperature T", "Softens the teacher's outputs: softmax(logits / T).",
-            "float", 0.5, 30.0, 0.1, digits=1, aliases=("T",)),
-    Setting("mode", "mode", "Examples", "", "choice", options=MODES, widget="radio"),
-    Setting("cls", "cls", "Class", "", "int", 0, 999, widget="select", applies=lambda v: v.mode == MODES[0]),
+    Setting("temperature", "temperature", N_("Temperature T"),
+            N_("Softens the teacher's outputs: softmax(logits / T)."), "float", 0.5, 30.0, 0.1, digits=1, aliases=("T",)),
+    Setting("mode", "mode", N_("Examples"), "", "choice", options=MODES, widget="radio"),
+    Setting("cls", "cls", N_("Class"), "", "int", 0, 999, widget="select", applies=lambda v: v.mode == MODES[0]),
     Setting("sample", "sample", "Sample", "", "int", 0, 10**6, widget="none", applies=lambda v: v.mode == MODES[1]),
 ]
 T_GRID = np.geomspace(VIEW_SETTINGS[0].low, VIEW_SETTINGS[0].high, 41).round(3).tolist()  # the entropy curve's T
@@ -56,11 +57,11 @@ def view_ui(data: Dataset) -> View:
         forms.reset(VIEW_SETTINGS, PREFIX)
     view = forms.draw(VIEW_SETTINGS[:1], view, PREFIX, st, names=["temperature"])
     left, right = st.columns([2, 1])
-    view = forms.draw(VIEW_SETTINGS, view, PREFIX, left, names=["mode"])
+    view = forms.draw(VIEW_SETTINGS, view, PREFIX, left, names=["mode"], formats={"mode": t})
     if view.mode == MODES[0]:
         view = forms.draw(VIEW_SETTINGS, view, PREFIX, right, names=["cls"], options={"cls": list(range(data.num_classes))},
-                          formats={"cls": lambda c: data.classes[c]})
-    elif view.mode == MODES[1] and right.button("New sample", key="temp.new"):
+                          formats={"cls": lambda c: t(data.classes[c])})
+    elif view.mode == MODES[1] and right.button(t("New sample"), key="temp.new"):
         view = dataclasses.replace(view, sample=view.sample + 1)
     st.session_state[VIEW] = view
     forms.write_url(VIEW_SETTINGS, view)
@@ -75,11 +76,11 @@ def teacher_or_offer(lab: settings.LabSettings) -> Teacher | None:
     if teacher is not None:
         return teacher
     if runner.current(SLOT) is None:
-        st.info(f"The teacher {lab.config.teacher} on {lab.config.dataset} is not trained yet. "
-                "This page only reads cached teachers, so train it once (or run a distillation).")
-        if st.button("Train the teacher", type="primary", key="train_teacher"):
+        st.info(t("The teacher {arch} on {dataset} is not trained yet. This page only reads cached teachers, so train "
+                  "it once (or run a distillation).", arch=lab.config.teacher, dataset=lab.config.dataset))
+        if st.button(t("Train the teacher"), type="primary", key="train_teacher"):
             with layout.errors_as_messages():
-                runner.submit(SLOT, teacher_job(lab), label="teacher")
+                runner.submit(SLOT, teacher_job(lab), label=t("teacher"))
                 st.rerun()
     runner.watch(SLOT, _teacher_progress)
     return None
@@ -128,46 +129,49 @@ def student_logits(teacher: Teacher) -> torch.Tensor | None:
         return None
 
 
-def examples(data: Dataset, teacher: Teacher, idx: list[int], t: float, student: torch.Tensor | None) -> None:
+def examples(data: Dataset, teacher: Teacher, idx: list[int], temperature: float,
+             student: torch.Tensor | None) -> None:
     """Each example: the input, then the teacher's distribution at T = 1 and at T (and the student's)."""
     logits = teacher.test_logits[idx]  # (K, C)
-    p1, pt = soft_targets(logits, 1.0), soft_targets(logits, t)
-    ps = soft_targets(student[idx], t) if student is not None else None
+    p1, pt = soft_targets(logits, 1.0), soft_targets(logits, temperature)
+    ps = soft_targets(student[idx], temperature) if student is not None else None
+    classes = names(data.classes)
     h1, ht = entropy(p1), entropy(pt)
     for k, i in enumerate(idx):
         y = int(data.y_test[i])
         left, right = st.columns([1, 5])
         _show_input(left, data, i, y)
         bars = [{"probs": p1[k].tolist(), "role": "teacher", "temperature": 1.0, "faint": True},
-                {"probs": pt[k].tolist(), "role": "teacher", "temperature": t}]
+                {"probs": pt[k].tolist(), "role": "teacher", "temperature": temperature}]
         if ps is not None:
-            bars.append({"probs": ps[k].tolist(), "role": "distilled", "temperature": t})
-        layout.chart(plots.probabilities(data.classes, bars, y), key=f"probs{k}", where=right)
-        right.caption(f"Hard label **{data.classes[y]}**; teacher predicts {data.classes[int(p1[k].argmax())]}. "
-                      f"Entropy {h1[k]:.2f} nats at T = 1 → {ht[k]:.2f} at T = {t:g} "
-                      f"(uniform: {math.log(data.num_classes):.2f}).")
+            bars.append({"probs": ps[k].tolist(), "role": "distilled", "temperature": temperature})
+        layout.chart(plots.probabilities(classes, bars, y), key=f"probs{k}", where=right)
+        right.caption(t("Hard label **{label}**; teacher predicts {predicted}. Entropy {h1:.2f} nats at T = 1 → "
+                        "{ht:.2f} at T = {T:g} (uniform: {uniform:.2f}).", label=classes[y],
+                        predicted=classes[int(p1[k].argmax())], h1=h1[k], ht=ht[k], T=temperature,
+                        uniform=math.log(data.num_classes)))
 
 
 def _show_input(col, data: Dataset, i: int, y: int) -> None:
-    x = data.x_test[i].numpy()
+    x, name = data.x_test[i].numpy(), t(data.classes[y])
     if x.ndim >= 2:
-        col.image(plots.display_image(x), caption=f"test #{i}, class {data.classes[y]}", width=112)
+        col.image(plots.display_image(x), caption=t("test #{i}, class {name}", i=i, name=name), width=112)
     else:
-        col.markdown(f"test #{i}, class **{data.classes[y]}**  \n" + ", ".join(f"{v:.2f}" for v in x))
+        col.markdown(t("test #{i}, class **{name}**", i=i, name=name) + "  \n" + ", ".join(f"{v:.2f}" for v in x))
 
 
-def entropy_curves(data: Dataset, teacher: Teacher, idx: list[int], t: float) -> Any:
+def entropy_curves(data: Dataset, teacher: Teacher, idx: list[int], temperature: float) -> Any:
     logits = teacher.test_logits[idx]  # (K, C)
     grid = torch.tensor(T_GRID)  # (G,)
     h = entropy(torch.softmax(logits[None] / grid[:, None, None], dim=-1))  # (G, K)
-    curves = [{"label": f"#{i} ({data.classes[int(data.y_test[i])]})", "entropy": h[:, k].tolist(),
+    curves = [{"label": f"#{i} ({t(data.classes[int(data.y_test[i])])})", "entropy": h[:, k].tolist(),
                "class": int(data.y_test[i])} for k, i in enumerate(idx)]
-    return plots.entropy_curves(T_GRID, curves, t, data.num_classes)
+    return plots.entropy_curves(T_GRID, curves, temperature, data.num_classes)
 
 
-def class_similarity(data: Dataset, teacher: Teacher, t: float) -> Any:
+def class_similarity(data: Dataset, teacher: Teacher, temperature: float) -> Any:
     """Row c: the teacher's soft targets at T averaged over the test examples of class c."""
-    p = soft_targets(teacher.test_logits, t)  # (N, C)
+    p = soft_targets(teacher.test_logits, temperature)  # (N, C)
     sums = torch.zeros(data.num_classes, data.num_classes).index_add_(0, data.y_test, p)
     counts = torch.bincount(data.y_test, minlength=data.num_classes).clamp(min=1)[:, None]
-    return plots.similarity((sums / counts).tolist(), data.classes, t)
+    return plots.similarity((sums / counts).tolist(), names(data.classes), temperature)
