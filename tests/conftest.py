@@ -105,6 +105,20 @@ def app(monkeypatch):
 
 
 @pytest.fixture
+def speak():
+    """``speak(at, lang="zh")``: the AppTest session's language for its next run; returns ``at``. In the app,
+    app.py reads ?lang= and draws the language switch on every run; AppTest runs a page without app.py, and
+    Streamlit drops the state of a switch that is not drawn after each run, so it is set before every run."""
+    from kdlab.ui.i18n import LANG, SOURCE
+
+    def speak(at, lang: str = "zh"):
+        if lang != SOURCE:
+            at.session_state[LANG] = lang
+        return at
+    return speak
+
+
+@pytest.fixture
 def finish_jobs():
     """``finish_jobs(at)``: wait for the session's pool jobs, then rerun. AppTest has no timers, so the page
     collects a finished job on that next run, deterministically."""

@@ -17,24 +17,15 @@ def _step(at) -> int:
     return at.session_state["kd.lesson.step"].step
 
 
-def _speaking(at, lang: str = "en"):
-    """The session's language for the next run. In the app, app.py reads ?lang= and draws the language switch on
-    every run; AppTest runs a page without app.py, and Streamlit drops the state of a switch that is not drawn
-    after each run, so a Chinese session is set again before every run."""
-    if lang != "en":
-        at.session_state["kd.lang"] = lang
-    return at
-
-
-def _run_if_asked(at, finish_jobs, lang: str = "en"):
+def _run_if_asked(at, finish_jobs, speak=lambda at, lang: at, lang: str = "en"):
     """Press the step's Run button (or the teacher's), wait for its job, and rerun, until the step is drawn."""
     for _ in range(3):
         buttons = [b for b in at.button if b.key and b.key.startswith("lesson.run.")]
         if not buttons:
             return
-        _speaking(at, lang)
+        speak(at, lang)
         buttons[0].click().run()
-        finish_jobs(_speaking(at, lang), timeout=180)
+        finish_jobs(speak(at, lang), timeout=180)
 
 
 @pytest.fixture(scope="module")
@@ -50,24 +41,24 @@ def walks_results(monkeypatch, _walks_results):
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_the_lesson_walks_end_to_end_with_a_figure_at_every_step(app, finish_jobs, walks_results, lang):
+def test_the_lesson_walks_end_to_end_with_a_figure_at_every_step(app, finish_jobs, walks_results, speak, lang):
     if lang != "en":  # a link to a class in Chinese: app.py (the home page here) reads ?lang=
         app.query_params["lang"] = lang
         app.run()
         assert app.session_state["kd.lang"] == lang and app.title[0].value == i18n.translate(
             "kdlab: a knowledge-distillation lab", lang)
-    _speaking(app.switch_page(PAGE), lang).run()
+    speak(app.switch_page(PAGE), lang).run()
     look_for = i18n.translate("**Look for:** {what}", lang).split("{what}")[0]
     seen = []
     for step in range(1, len(lesson.STEPS) + 1):
         assert _step(app) == step and app.query_params["step"] == str(step)
-        _run_if_asked(app, finish_jobs, lang)
+        _run_if_asked(app, finish_jobs, speak, lang)
         assert not app.exception and not app.error, (step, [e.value for e in app.error])
         assert any(i.value.startswith(look_for) for i in app.info)
         assert app.get("plotly_chart"), f"step {step} shows no figure"
         seen.append(app.header[0].value)
         if step < len(lesson.STEPS):
-            _speaking(app, lang).button(key="lesson.next.top").click().run()
+            speak(app, lang).button(key="lesson.next.top").click().run()
     assert seen == [f"{k}. {i18n.translate(s.title, lang)}" for k, s in enumerate(lesson.STEPS, 1)]
     if lang == "zh":  # the headings are the catalog's Chinese, not the English fallback
         assert all(i18n.translate(s.title, lang) != s.title for s in lesson.STEPS)

@@ -58,28 +58,20 @@ def test_the_lecturer_sees_every_students_runs_with_the_token(app, finish_jobs, 
     assert not lecturer.dataframe[0].value["this session"].any()  # another session's run, from the disk
 
 
-def _speaking_chinese(at):
-    """A Chinese session for the next run. In the app, app.py reads ?lang=zh and draws the language switch on every
-    run; AppTest runs a page without app.py, and Streamlit drops the state of a switch that is not drawn after each
-    run, so it is set again before every run."""
-    at.session_state["kd.lang"] = "zh"
-    return at
-
-
-def test_the_sweep_page_reads_in_chinese_with_lang_zh(app, finish_jobs):
+def test_the_sweep_page_reads_in_chinese_with_lang_zh(app, finish_jobs, speak):
     from kdlab.base import i18n
 
     app.query_params.update({"lang": "zh", "steps": "30", "teacher": "mlp:64", "student": "mlp:16"})
     app.run()  # app.py reads ?lang=zh
-    _speaking_chinese(app).switch_page("pages/1_Distill.py").run()
-    _speaking_chinese(app).switch_page("pages/3_Sweep.py").run()
+    speak(app).switch_page("pages/1_Distill.py").run()
+    speak(app).switch_page("pages/3_Sweep.py").run()
     assert not app.exception and not app.error
     assert app.title[0].value == "扫描" and app.button(key="run_sweep").label == "运行扫描"
     assert any(c.value.startswith("8 次蒸馏运行") for c in app.caption)  # the default grid: 4 T × 2 α × 1 seed
-    _speaking_chinese(app).multiselect(key="sweep.temperatures").set_value([4.0]).run()
-    _speaking_chinese(app).multiselect(key="sweep.alphas").set_value([0.9]).run()
-    _speaking_chinese(app).button(key="run_sweep").click().run()
-    finish_jobs(_speaking_chinese(app))
+    speak(app).multiselect(key="sweep.temperatures").set_value([4.0]).run()
+    speak(app).multiselect(key="sweep.alphas").set_value([0.9]).run()
+    speak(app).button(key="run_sweep").click().run()
+    finish_jobs(speak(app))
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert {"随机种子", "学生模型 %", "从零训练 %", "提升（个百分点）"} <= set(app.dataframe[0].value.columns)
     assert i18n.translate("**Distilled student: test accuracy (%)**", "zh") in [m.value for m in app.markdown]

@@ -87,21 +87,13 @@ def test_a_bad_link_falls_back_with_a_notice(app):
     assert len([w for w in app.warning if w.value.startswith("The link's")]) == 2
 
 
-def _speaking_chinese(at):
-    """A Chinese session for the next run. In the app, app.py reads ?lang=zh and draws the language switch on every
-    run; AppTest runs a page without app.py, and Streamlit drops the state of a switch that is not drawn after each
-    run, so it is set again before every run."""
-    at.session_state["kd.lang"] = "zh"
-    return at
-
-
-def test_the_page_reads_in_chinese_with_lang_zh(app):
+def test_the_page_reads_in_chinese_with_lang_zh(app, speak):
     from kdlab.base import i18n
     from kdlab.experiments import EXPERIMENTS
 
     app.query_params["lang"] = "zh"
     app.run()  # app.py reads ?lang=zh
-    _speaking_chinese(app).switch_page("pages/5_Experiments.py").run()
+    speak(app).switch_page("pages/5_Experiments.py").run()
     assert not app.exception and not app.error
     assert app.title[0].value == "实验" and app.button(key="exp.run").label == "运行实验"
     assert any(i.value.startswith("选一个实验") for i in app.info)
@@ -111,7 +103,7 @@ def test_the_page_reads_in_chinese_with_lang_zh(app):
 
 
 @pytest.mark.slow
-def test_a_report_reads_in_chinese(app, finish_jobs, monkeypatch):
+def test_a_report_reads_in_chinese(app, finish_jobs, monkeypatch, speak):
     """The omitted-class report (its headline, bias slider, tables) in Chinese, with its figures."""
     import threading
 
@@ -122,9 +114,9 @@ def test_a_report_reads_in_chinese(app, finish_jobs, monkeypatch):
                         lambda: "zh" if threading.current_thread() is threading.main_thread() else session())
     app.query_params.update({"lang": "zh", "name": "omitted-class", "seeds": "1"})
     app.run()
-    _speaking_chinese(app).switch_page("pages/5_Experiments.py").run()
-    _speaking_chinese(app).button(key="exp.run").click().run()
-    finish_jobs(_speaking_chinese(app), timeout=120)
+    speak(app).switch_page("pages/5_Experiments.py").run()
+    speak(app).button(key="exp.run").click().run()
+    finish_jobs(speak(app), timeout=120)
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert any("exp.tradeoff" in k for k in _charts(app))
     assert [m.label for m in app.metric] == ["从零训练的学生模型", "蒸馏的学生模型", "“3”认对率，从零训练",
