@@ -1,5 +1,6 @@
 """Shared pytest fixtures and hooks. Append new fixtures below; keep each one small and documented. No test
-module defines a fixture another module needs: it lives here."""
+module defines a fixture another module needs: it lives here. A module whose every test needs its own cache
+folder and one torch thread says ``pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")``."""
 from __future__ import annotations
 
 import os
@@ -169,7 +170,7 @@ def ray_cluster(tmp_path_factory):
     """A private local Ray for one test module (2 CPUs, every process on 127.0.0.1, no dashboard), shut down
     after it. Its workers see KDLAB_CACHE_DIR = ``ray_cluster.worker_cache``, a folder of their own: what a
     task writes there (a teacher it trained) shows that the work ran on a worker."""
-    from kdlab.serve.ray_backend import RayCluster
+    from kdlab.serve.ray_cluster import RayCluster
 
     cache = tmp_path_factory.mktemp("ray-worker-cache")
     with pytest.MonkeyPatch.context() as mp:

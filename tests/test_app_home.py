@@ -6,8 +6,8 @@ from kdlab.ui import layout
 
 PAGES = layout.pages()  # the app's own list: a new page is tested with no edit here
 # What each page must show with the default settings (its header and one thing of its own).
-VISIBLE = {"Distill": "press **Run**", "Temperature": "Train the teacher", "Sweep": "Run sweep",
-           "Runs": "No runs yet", "Experiments": "Run experiment", "Lesson": "Look for:"}
+VISIBLE = {"Playground": "Press **Run**", "Distill": "press **Run**", "Temperature": "Train the teacher",
+           "Sweep": "Run sweep", "Runs": "No runs yet", "Experiments": "Run experiment", "Lesson": "Look for:"}
 
 
 def test_home_renders_with_the_current_loss(app):

@@ -42,9 +42,7 @@ proc = _load_helper()
 CONFIG: TeacherConfig = proc.CONFIG
 
 
-@pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    pass
+pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")
 
 
 @pytest.fixture(scope="module")

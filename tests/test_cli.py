@@ -107,6 +107,66 @@ def test_distill_options_reach_the_config(capsys):
     assert cfg["teacher_train"]["epochs"] == 2 and cfg["teacher_train"]["optimizer"] == "adam"
 
 
+# ---------------------------------------------------------------------------------------------- sweep
+
+SWEEP = ["sweep", "--teacher", "mlp:32", "--teacher-epochs", "2", "--student", "mlp:8", "--steps", "60",
+         "--temperatures", "1,4", "--alphas", "0.5,0.9", "--seeds", "2"]  # 8 cells, 2 scratch twins: seconds
+
+
+def _same(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # wall time may differ
+
+
+def test_sweep_json_gives_the_rows_and_with_ray_local_the_same_rows(capsys, kdlab_cache):
+    code, out, err = cli(capsys, *SWEEP, "--json", "--quiet")
+    assert code == 0, err
+    local = one_json_object(out)
+    rows = local["rows"]
+    assert [(r["temperature"], r["alpha"], r["seed"]) for r in rows] == [
+        (t, a, s) for s in (0, 1) for t in (1.0, 4.0) for a in (0.5, 0.9)]
+    for r in rows:
+        assert {"student_accuracy", "scratch_accuracy", "gain", "agreement", "seconds"} <= set(r)
+        assert 0 < r["student_accuracy"] <= 1 and 0 < r["scratch_accuracy"] <= 1  # fractions, not percent
+        assert r["gain"] == r["student_accuracy"] - r["scratch_accuracy"]
+    assert len({r["scratch_accuracy"] for r in rows if r["seed"] == 0}) == 1  # one scratch twin a seed
+    assert local["grid"] == {"temperatures": [1.0, 4.0], "alphas": [0.5, 0.9], "seeds": [0, 1]}
+    assert local["mean_gain"][1][0] == pytest.approx((rows[2]["gain"] + rows[6]["gain"]) / 2)  # T=4, alpha=0.5
+    assert local["teacher"]["arch"] == "mlp:32" and local["ray"] is None
+
+    # the same command in a real process on a private local Ray: the same rows, and nothing on stderr from Ray
+    env = dict(os.environ, KDLAB_CACHE_DIR=str(kdlab_cache), OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "kdlab", *SWEEP, "--json", "--quiet", "--ray", "local:2"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr == ""  # no Ray notices, no warnings: a user sees kdlab's bar and messages only
+    remote = one_json_object(proc.stdout)
+    assert _same(remote["rows"]) == _same(rows) and remote["ray"] == "local:2"
+    assert remote["teacher"]["key"] == local["teacher"]["key"] and remote["teacher"]["source"] == "cache"
+    assert time.monotonic() - t0 < 300
+
+
+def test_sweep_for_people_with_a_bar_and_a_csv_file(capsys, kdlab_cache, tmp_path):
+    import csv
+
+    target = tmp_path / "sweep.csv"
+    code, out, err = cli(capsys, *SWEEP, "--seeds", "1", "--csv", str(target))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("digits: mlp:32 (") and "-> mlp:8, 4 runs over 1 seed(s) in " in lines[0]
+    assert lines[2].split() == ["T", "\\", "alpha", "0.5", "0.9"]
+    assert [line.split()[0] for line in lines[3:5]] == ["1", "4"]
+    assert all(cell[0] in "+-" for line in lines[3:5] for cell in line.split()[1:])  # signed points
+    assert lines[-1] == f"rows written to {target}" and lines[-2].startswith("best: T=")
+    assert "sweep" in err and "4/4 cells" in err and "teacher" in err  # the bars, on stderr
+    with open(target, newline="") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 4 and list(table[0]) == ["temperature", "alpha", "seed", "student_accuracy",
+                                                  "scratch_accuracy", "gain", "agreement", "seconds"]
+    assert not list(tmp_path.glob("*.tmp-*"))  # written through a temporary file, which is gone
+
+
 # -------------------------------------------------------------------------------------- teacher, cache
 
 
@@ -216,6 +276,23 @@ def test_unwritable_cache_warns_and_completes(capsys, tmp_path, monkeypatch):
     (["distill", "--seeds", "9"], "seeds must be a whole number in [1, 5]"),
     (["distill", "--preset", "nope"], "unknown preset 'nope'; choose one of: Default"),
     (["distill", "--frobnicate"], "unrecognized arguments"),
+    (["sweep", "--temperatures", "1,2,3,4,6,8,12,16", "--alphas", "0.1,0.25,0.5,0.75,0.9", "--seeds", "2"],
+     "the sweep has 80 runs; at most 60 are allowed (drop some values)"),  # the app's Sweep's limit and words
+    (["sweep", "--seeds", "9"], "seeds must be a whole number in [1, 5]"),
+    (["sweep", "--seeds", "0"], "seeds must be a whole number in [1, 5]"),
+    (["sweep", "--temperatures", "0,4"], "temperature"),
+    (["sweep", "--alphas", "0.5,1.5"], "alpha"),
+    (["sweep", "--temperatures", "abc"], "temperatures='abc': must be a number"),
+    (["sweep", "--temperatures", ","], "a sweep needs at least one temperature, one alpha and one seed"),
+    (["sweep", "-T", "4"], "unrecognized arguments"),  # the grid sets T (--temperatures), alpha and the seeds
+    (["sweep", "--seed", "3"], "unrecognized arguments"),
+    (["sweep", "--student", "cnn:small", "--dataset", "moons"], "image"),
+    (["sweep", "--preset", "nope"], "unknown preset 'nope'"),
+    (["sweep", "--csv", "/nonexistent-folder/rows.csv"], "--csv /nonexistent-folder/rows.csv: cannot write there"),
+    (["sweep", "--ray", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),  # within seconds
+    (["sweep", "--ray", "local:zero"], "the number after 'local:'"),
+    (["experiment", "small-transfer", "--ray", "127.0.0.1:1"], "cannot reach a Ray cluster"),
+    (["experiment", "small-transfer", "--seeds", "99", "--ray", "local"], "seeds must be a whole number in [1, 20]"),
     (["cache", "purge"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
     ([], "required"),

@@ -17,9 +17,7 @@ from kdlab.base.config import (
 from kdlab.base.errors import ConfigError, KdlabError
 
 
-@pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    """Every test gets its own KDLAB_CACHE_DIR, even those that never write."""
+pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")
 
 
 def test_defaults_are_valid():

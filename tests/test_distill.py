@@ -21,9 +21,7 @@ STUDENT_KEYS = {"test_accuracy", "agreement", "params", "seconds", "history"}
 HISTORY_KEYS = {"epoch", "step", "train_loss", "test_accuracy"}
 
 
-@pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    pass
+pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,7 @@ from kdlab.training.optim import FusedAdam
 CE = make_loss("hinton", alpha=0.0)  # plain cross-entropy
 
 
-@pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    pass
+pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")
 
 
 def fresh(digits, spec="mlp:32", seed=0):

@@ -32,9 +32,7 @@ EXPECTED_ARMS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    """A fresh tmp KDLAB_CACHE_DIR and one torch thread per test (conftest.py); ``digits`` is conftest's too."""
+pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")
 
 
 def _run(name, data, **extra):
@@ -207,3 +205,25 @@ def test_bias_curve_on_known_logits():
     assert [p["class_accuracy"] for p in curve] == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert [p["overall_accuracy"] for p in curve] == pytest.approx([0.5, 0.75, 0.75])
     assert [p["errors"] for p in curve] == [2, 1, 1]
+
+
+def test_progress_sums_the_runs_that_train_at_once():
+    """On a Ray cluster (or stacked) several runs report at the same time: the experiment's one progress stream
+    adds up each run's own fraction, so it only moves forward and ends at 100 %."""
+    from kdlab.experiments.core import PROGRESS_UNITS, _Progress
+    from kdlab.runs.batch import Run
+    from kdlab.training.engine import Event
+
+    plan = [Run("a", _cfg(), scratch=False), Run("b", _cfg(), scratch=True)]  # three trainings
+    seen = []
+    progress = _Progress(plan, lambda role, ev: seen.append(ev))
+    interleaved = [("a", "distilled", 5), ("b", "distilled", 2), ("a", "distilled", 10), ("b", "distilled", 10),
+                   ("b", "scratch", 5), ("a", "distilled", "done"), ("b", "distilled", "done"),
+                   ("b", "scratch", 10), ("b", "scratch", "done")]
+    for key, role, step in interleaved:
+        done = step == "done"
+        progress(key, role, Event("done" if done else "step", 1, 10 if done else step, 10))
+    steps = [ev.step for ev in seen]
+    assert steps == [500, 700, 1200, 2000, 2500, 2500, 2500, 3000, 3000]  # 1000 units a training, summed
+    assert steps[-1] == seen[-1].total_steps == 3 * PROGRESS_UNITS
+    assert [ev.metrics["run"] for ev in seen][-4:] == [2, 3, 3, 3] and seen[-1].metrics["runs"] == 3

@@ -17,9 +17,7 @@ from kdlab.serve.jobs import Busy, Job, JobPool, QueueFull, default_job_seconds,
 WAIT = 10  # seconds: generous upper bounds, never sleeps
 
 
-@pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    pass
+pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")
 
 
 def wait_until(predicate, timeout=WAIT):

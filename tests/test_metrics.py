@@ -20,9 +20,7 @@ from kdlab.training.metrics import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    pass
+pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")
 
 
 def one_hot_logits(preds: list[int], num_classes: int) -> torch.Tensor:

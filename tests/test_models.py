@@ -21,9 +21,7 @@ from kdlab.training.models import (
 SHAPES = [(1, 28, 28), (1, 8, 8), (2,)]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    pass
+pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")
 
 
 def _valid(spec: str, shape: tuple[int, ...]) -> bool:

@@ -94,5 +94,17 @@ def test_soft_field_is_the_softmax_at_t():
 
 
 def test_arm_titles():
-    assert pp.arm_title("scratch") == "Scratch: the labels alone"
+    assert pp.arm_title("scratch") == "Scratch"
     assert "44.0 % test" in pp.arm_title("scratch", 0.44) and "step 7" in pp.arm_title("hard", step=7)
+
+
+def test_every_figure_is_valid_plotly_though_built_unvalidated():
+    import plotly.graph_objects as go
+
+    pts = dict(labelled_xy=np.zeros((3, 2)), labelled_class=[0, 1, 2], transfer_xy=np.ones((700, 2)))
+    logits = np.random.default_rng(1).normal(0, 3, (G, G, 3))
+    for fig in (pp.boundary_figure(XS, YS, field(), CLASSES, pp.arm_title("hard", 0.5, 10), **pts, legend=True),
+                pp.boundary_figure(XS, YS, field(), CLASSES, "bare"),
+                pp.teacher_figure(XS, YS, logits, 3.0, CLASSES, test_accuracy=0.9, **pts)):
+        checked = go.Figure(fig.to_dict())  # validates every property: a typo in a key or a bad value raises
+        assert checked.to_dict() == fig.to_dict()

@@ -1,5 +1,6 @@
-"""kdlab.serve.ray_backend on a private local Ray (conftest's ``ray_cluster``): the same rows and results as a
-local run, the teacher trained once on the driver, parallel chunks, stop, a killed worker, bad addresses."""
+"""kdlab.serve.ray_backend (with ray_data and ray_hub) on a private local Ray (conftest's ``ray_cluster``): the
+same rows and results as a local run, the teacher trained once on the driver, the dataset shared once, parallel
+chunks, progress summed over them, stop (and the stopped runs kept), a killed worker; and the Ray benchmark."""
 from __future__ import annotations
 
 import os
@@ -15,9 +16,9 @@ from kdlab.base.config import DistillConfig, TrainConfig
 from kdlab.base.errors import ConfigError, KdlabError
 from kdlab.runs.batch import Run, run_all
 from kdlab.runs.sweep import run_sweep
-from kdlab.serve import ray_backend
-from kdlab.serve.ray_backend import (RayCluster, RayUnavailable, RayWorkerLost, executor, run_all_on_ray,
-                                     split)
+from kdlab.serve import ray_data, ray_hub
+from kdlab.serve.ray_backend import executor, run_all_on_ray, split
+from kdlab.serve.ray_cluster import RayWorkerLost
 
 BASE = DistillConfig(teacher="mlp:32", student="mlp:8", train=TrainConfig(epochs=1, lr=3e-3),
                      teacher_train=TrainConfig(epochs=2))
@@ -37,12 +38,6 @@ def _long(seed: int) -> Run:
     comes within a poll (0.1 s) of the task's start."""
     cfg = BASE.replace(student="mlp:256-256", train=TrainConfig(steps=800, lr=1e-3, seed=seed))
     return Run(seed, cfg, scratch=False)
-
-
-def test_the_private_cluster_is_on_loopback_with_two_cpus(ray_cluster):
-    assert ray_cluster.cpus == 2
-    assert {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]} == {"127.0.0.1"}
-    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
 
 
 def test_a_sweep_on_ray_gives_the_local_rows_with_one_teacher(ray_cluster, digits, kdlab_cache, torch_one_thread):
@@ -84,8 +79,8 @@ def test_events_travel_as_plain_tuples_and_come_back_as_events():
 
     ev = Event("epoch", 2, 24, 48, {"test_accuracy": 0.5}, [{"epoch": 1}], "")
     message = ("cell", (ev, [ev, 3]), {"row": 1})
-    assert "Event(kind=" in repr(message) and "Event(kind=" not in repr(ray_backend.plain(message))
-    assert ray_backend.unplain(ray_backend.plain(message)) == message
+    assert "Event(kind=" in repr(message) and "Event(kind=" not in repr(ray_hub.plain(message))
+    assert ray_hub.unplain(ray_hub.plain(message)) == message
 
 
 def test_the_results_are_run_alls_with_this_processs_dataset_and_teacher(ray_cluster, digits, kdlab_cache,
@@ -105,18 +100,39 @@ def test_the_results_are_run_alls_with_this_processs_dataset_and_teacher(ray_clu
     assert _without(remote[0].summary()["student"], timings) == _without(local[0].summary()["student"], timings)
     # the dataset went into the object store once, however many batches and tasks used it
     run_all_on_ray(runs[:1], digits, cluster=ray_cluster)
-    assert [d for d in ray_backend._SHARED.keys()] == [digits]
+    assert ray_data.shared() == [digits]
 
 
 def test_an_experiment_on_ray_reports_what_it_reports_locally(ray_cluster, digits, kdlab_cache, torch_one_thread):
     settings = dict(teacher="mlp:64", teacher_epochs=5, students=("mlp:10", "mlp:32"), temperatures=(1.0, 4.0),
                     steps=40)
     local = ex.run_experiment("temperature-size", dataset="digits", seeds=1, data=digits, **settings)
+    events = []
     remote = ex.run_experiment("temperature-size", dataset="digits", seeds=1, data=digits,
-                               executor=executor(ray_cluster), **settings)
+                               executor=executor(ray_cluster), on_progress=lambda role, ev: events.append((role, ev)),
+                               **settings)
     for arm in local["arms"]:
         assert remote["arms"][arm]["per_seed"] == local["arms"][arm]["per_seed"], arm
     assert remote["teacher"] == local["teacher"] | {"source": "memory"}  # the second run found it in memory
+    # two chunks trained at once and their events interleaved: the experiment's bar still only moves forward
+    steps = [ev.step for role, ev in events if role == "experiment"]
+    assert steps == sorted(steps) and steps[-1] == events[-1][1].total_steps
+
+
+def test_keep_stopped_returns_the_runs_a_stop_interrupted_as_run_all_does(ray_cluster, digits, kdlab_cache):
+    runs = [Run(0, BASE, scratch=False), _long(1), _long(2)]  # chunks [0, 1] and [2]
+    started, heard = set(), []
+
+    def progress(key, role, event):
+        if event.kind == "done" or (key != 0 and event.step > 0):
+            started.add(key)
+
+    out = run_all_on_ray(runs, digits, cluster=ray_cluster, parts=2, on_progress=progress, keep_stopped=True,
+                         should_stop=lambda: started == {0, 1, 2}, on_result=lambda key, r: heard.append(key))
+    assert list(out) == [0, 1, 2] and heard == [0]  # the stopped runs are kept, but were never reported done
+    assert out[0].distilled.reason == "completed"
+    assert [out[k].distilled.reason for k in (1, 2)] == ["stopped", "stopped"]
+    assert all(0 < out[k].distilled.steps < 800 and out[k].dataset is digits for k in (1, 2))
 
 
 def test_a_stop_ends_every_chunk_and_keeps_the_finished_runs(ray_cluster, digits, kdlab_cache):
@@ -178,28 +194,6 @@ def test_a_worker_that_dies_past_its_retries_is_a_clear_error(ray_cluster, digit
     assert "\n" not in message and "worker died" in message and "runs 1" in message
 
 
-@pytest.mark.parametrize("address, words", [
-    ("127.0.0.1:1", "cannot reach a Ray cluster at 127.0.0.1:1"),  # nothing listens on port 1
-    ("ray://127.0.0.1:1", "cannot reach"),
-    ("a-head-without-a-port", "is not a Ray address"),
-    ("local:zero", "the number after 'local:'"),
-    ("", "no Ray address"),
-])
-def test_a_bad_or_unreachable_address_is_one_line_within_seconds(ray_cluster, address, words):
-    t0 = time.monotonic()
-    with pytest.raises(RayUnavailable) as err:
-        RayCluster.connect(address)
-    assert time.monotonic() - t0 < ray_backend.PREFLIGHT_SECONDS + 2
-    assert words in str(err.value) and "\n" not in str(err.value) and isinstance(err.value, KdlabError)
-
-
-def test_connecting_again_reuses_the_running_ray_and_leaves_it_running(ray_cluster):
-    again = RayCluster.connect("local")
-    assert not again.owned
-    again.close()
-    assert ray.is_initialized() and ray_cluster.cpus == 2
-
-
 def test_split_balances_steps_and_keeps_the_order(digits):
     runs = [Run(i, BASE, scratch=i == 0) for i in range(16)]  # a 4 x 4 x 1 sweep: the first has a scratch twin
     chunks = split(runs, 2, digits)
@@ -215,33 +209,18 @@ def test_a_stop_during_the_teacher_returns_nothing(ray_cluster, digits, kdlab_ca
     assert run_all_on_ray([Run(0, BASE, scratch=True)], digits, cluster=ray_cluster, should_stop=lambda: True) == {}
 
 
-def test_a_local_ray_asked_for_by_a_short_lived_thread_outlives_it():
-    """As in the app: the pool (and its Ray) is made on a Streamlit script thread, which ends with the run."""
-    import subprocess
-    import sys
+def test_the_ray_benchmark_runs_both_arms_and_compares_their_rows(ray_cluster, digits, kdlab_cache, monkeypatch):
+    """Its numbers are for people (kdlab bench --ray); here only that it runs, on digits and this module's Ray,
+    and that the serial and Ray rows were compared (a difference is an error)."""
+    from kdlab.serve import ray_bench
 
-    code = ("import threading, time, ray\n"
-            "from kdlab.serve.ray_backend import RayCluster\n"
-            "box = []\n"
-            "t = threading.Thread(target=lambda: box.append(RayCluster.connect('local:1'))); t.start(); t.join()\n"
-            "time.sleep(2)  # Ray's processes would die with the thread that started them\n"
-            "print(ray.get(ray.remote(lambda: 42).remote(), timeout=60), box[0].cpus)\n"
-            "box[0].close(); print(ray.is_initialized())\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["42", "1", "False"]
-
-
-def test_importing_the_backend_needs_no_ray_until_it_is_used():
-    import subprocess
-    import sys
-
-    code = ("import sys; sys.modules['ray'] = None\n"  # as if Ray were not installed
-            "import kdlab.serve.ray_backend as b\n"
-            "try:\n    b.RayCluster.connect('local')\nexcept b.RayUnavailable as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "Ray is not installed: pip install 'kdlab[ray]'"
-
+    monkeypatch.setattr(ray_bench, "TEMPERATURES", (1.0, 4.0))
+    monkeypatch.setattr(ray_bench, "ALPHAS", (0.9,))
+    monkeypatch.setattr(ray_bench, "EPOCHS", 1)
+    out = ray_bench.run_ray_bench("digits", repeats=1)
+    assert out["rows_identical"] and out["cells"] == 2 and len(out["serial_s"]) == len(out["ray_sweep_s"]) == 1
+    assert out["speedup"] == out["serial_s"][0] / out["ray_sweep_s"][0] > 0
+    assert "--ray local:2" in out["commands"]["ray"] and "kdlab sweep --dataset digits" in out["commands"]["serial"]
+    assert "rows identical on every repeat: yes" in ray_bench.show(out)
+    with pytest.raises(KdlabError, match="differ"):
+        ray_bench._check_same([{"gain": 0.1, "seconds": 1.0}], [{"gain": 0.2, "seconds": 1.0}])

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kdlab.base.errors import ConfigError
-from kdlab.serve.ray_backend import RayUnavailable
+from kdlab.serve.ray_cluster import RayUnavailable
 from kdlab.serve.ray_pool import RayJobPool
 
 

@@ -7,9 +7,7 @@ from kdlab.base.errors import ConfigError
 from kdlab.base.registry import Registry
 
 
-@pytest.fixture(autouse=True)
-def _isolated(kdlab_cache, torch_one_thread):
-    pass
+pytestmark = pytest.mark.usefixtures("kdlab_cache", "torch_one_thread")
 
 
 def test_register_get_names_contains():

@@ -11,6 +11,8 @@ Prints median epoch times over ``repeats``, their ratio, the cached-teacher load
 Its ``"stacked"`` section times a 16-cell sweep (T x alpha, one seed: 16 distilled students and a scratch
 twin, mlp:100, 1 epoch each) per dataset, serially (every run alone through ``run_distill``) and stacked
 (``kdlab.training.stacked``), alternating the two in this process; medians and their ratio.
+
+``kdlab bench --playground`` measures the Playground instead (``run_playground_bench``, issue 11's targets).
 """
 from __future__ import annotations
 
@@ -244,3 +246,104 @@ def run_bench(dataset: str = "fashion-mnist", data_dir: str | None = None, repea
         "epochs_s": times,
         "stacked": stacked_section(sweeps, data_dir, repeats, say),
     }
+
+
+# -- the Playground (kdlab bench --playground) -------------------------------------------------------------------
+
+def _sent(fig) -> int:
+    """Bytes of ``fig`` as st.plotly_chart sends it (``to_dict`` then JSON without validation): the page's cost."""
+    import plotly.io
+
+    return len(plotly.io.to_json(fig.to_dict(), validate=False))
+
+
+def _timed(fn) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds of this process, result). On a shared machine the CPU time is close to what the
+    wall time would be on an idle one: with one torch thread the process never runs on two cores at once."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - w0, time.process_time() - c0, out
+
+
+def _student_figures(setup, snap) -> int:
+    from kdlab.plots import playground as plots
+    from kdlab.runs.playground import ARMS
+
+    pts = setup.points()
+    return sum(_sent(plots.boundary_figure(
+        setup.grid.xs, setup.grid.ys, snap.arms[arm].probs, setup.data.classes,
+        plots.arm_title(arm, snap.arms[arm].test_accuracy, snap.step), labelled_xy=pts["labelled_xy"],
+        labelled_class=pts["labelled_class"], transfer_xy=None if arm == "scratch" else pts["transfer_xy"]))
+        for arm in ARMS)
+
+
+def _teacher_figure(setup, temperature: float) -> int:
+    from kdlab.plots import playground as plots
+
+    return _sent(plots.teacher_figure(setup.grid.xs, setup.grid.ys, setup.teacher_logits, temperature,
+                                      setup.data.classes, test_accuracy=setup.teacher.test_accuracy, **setup.points()))
+
+
+def run_playground_bench(dataset: str = "spirals", repeats: int = 5, effect: bool = True,
+                         quiet: bool = False) -> dict[str, Any]:
+    """Issue 11's numbers, in one process on one torch thread (as the app's workers run):
+
+    * warm run: one Playground run with its teacher in memory (three students, snapshots included);
+    * cold teacher: the same run's teacher trained into an empty cache (``prepare``: training plus the grid);
+    * snapshot gaps: the longest wall-time gap between two snapshots of a warm run (the page redraws from them);
+    * T redraw: the teacher's soft-target field at a new T, figure built and serialised as st.plotly_chart does
+      (what the page's teacher panel does when T moves: no job, no forward pass);
+    * live redraw: the three student figures of one snapshot, built and serialised (each poll while training);
+    * effect: spirals, 10 labels, 3 seeds: soft - scratch and hard - scratch in points.
+
+    Warm and cold runs are interleaved (the machine is shared and noisy) and reported as medians, with the load
+    average before and after."""
+    import tempfile
+
+    from kdlab.runs.playground import PlaygroundConfig, prepare, run_playground_seeds, train_arms
+
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+    torch.set_num_threads(1)
+    warm_up()
+    load_before = os.getloadavg()
+    cfg = PlaygroundConfig(dataset=dataset)
+    times: dict[str, list[float]] = {"warm": [], "warm_cpu": [], "cold": [], "cold_cpu": [], "gap": []}
+    for i in range(repeats):
+        MEMORY.clear()
+        with tempfile.TemporaryDirectory() as root:
+            seconds, cpu, setup = _timed(lambda: prepare(cfg, store=TeacherStore(root)))  # an empty cache: trains
+            assert setup.teacher.source == "trained", setup.teacher.source
+            times["cold"].append(seconds)
+            times["cold_cpu"].append(cpu)
+            setup = prepare(cfg, store=TeacherStore(root))  # from memory
+            stamps: list[float] = []
+            seconds, cpu, frames = _timed(lambda: [stamps.append(time.perf_counter()) or s for s in train_arms(setup)])
+            times["warm"].append(seconds)
+            times["warm_cpu"].append(cpu)
+            times["gap"].append(max(b - a for a, b in zip(stamps, stamps[1:])))
+        say(f"repeat {i + 1}/{repeats}: cold teacher {times['cold'][-1]:.2f} s, warm run {times['warm'][-1]:.2f} s")
+    redraw = [_timed(lambda t=t: _teacher_figure(setup, t))[0] for t in (1, 2, 3, 4, 5, 8, 10, 15, 20) * 3]
+    live = [_timed(lambda: _student_figures(setup, frames[-1]))[0] for _ in range(10)]
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out: dict[str, Any] = {
+        "section": "playground", "dataset": dataset, "repeats": repeats, "load_average": load_before,
+        "warm_run_s": {"median": med["warm"], "all": times["warm"], "cpu_median": med["warm_cpu"]},
+        "cold_teacher_extra_s": {"median": med["cold"], "all": times["cold"], "cpu_median": med["cold_cpu"]},
+        "snapshots_per_run": len(frames), "max_snapshot_gap_s": max(times["gap"]),
+        "teacher_redraw_ms": {"median": 1e3 * statistics.median(redraw), "max": 1e3 * max(redraw),
+                              "json_kb": _teacher_figure(setup, 4.0) / 1e3},
+        "live_redraw_3_students_ms": {"median": 1e3 * statistics.median(live),
+                                      "json_kb": _student_figures(setup, frames[-1]) / 1e3},
+    }
+    if effect:
+        say("effect: spirals, 10 labels, seeds 0, 1, 2 ...")
+        with tempfile.TemporaryDirectory() as root:
+            res = run_playground_seeds(PlaygroundConfig(dataset="spirals", labelled=10), [0, 1, 2],
+                                       store=TeacherStore(root))
+        out["effect_spirals_10_labels"] = {
+            **{arm: res["arms"][arm]["per_seed"] for arm in ("scratch", "hard", "soft")},
+            "teacher": res["teacher"]["per_seed"],
+            "soft_minus_scratch_points": 100 * res["gain"]["soft_minus_scratch"],
+            "hard_minus_scratch_points": 100 * res["gain"]["hard_minus_scratch"]}
+    out["load_average_after"] = os.getloadavg()
+    return out

@@ -13,7 +13,8 @@ import sys
 from kdlab.base.errors import KdlabError
 
 # The commands, in the order of `kdlab --help`; each is kdlab.cli.commands.<name> with add(subparsers).
-COMMANDS = ("distill", "presets", "teacher", "experiment", "prepare", "serve", "cache", "bench", "loadtest")
+COMMANDS = ("distill", "sweep", "presets", "teacher", "experiment", "playground", "prepare", "serve", "cache",
+            "bench", "loadtest")
 SIGPIPE_STATUS = 141  # what a shell reports for a program whose reader closed the pipe (`kdlab ... | head`)
 
 

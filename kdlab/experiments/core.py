@@ -177,21 +177,30 @@ def _load(exp: Experiment, dataset: str, data_dir: str | None, data: Dataset | N
 
 
 class _Progress:
-    """Turns each run's engine events into one "experiment" progress stream (teacher events pass through)."""
+    """Turns each run's engine events into one "experiment" progress stream (teacher events pass through).
+
+    The stream's step is the sum of every student training's own fraction done, so it stays right when an
+    executor trains several runs at once (on a Ray cluster, or stacked): the events of runs in flight
+    interleave, and each only moves its own share."""
 
     def __init__(self, plan: list[Run], on_progress: ProgressFn | None):
         self.total = sum(1 + r.scratch for r in plan)  # student trainings
-        self.done = 0
+        self.fractions: dict[tuple[Hashable, str], float] = {}  # (run key, role) -> its fraction done
+        self.sum = 0.0  # of the fractions
+        self.finished: set[tuple[Hashable, str]] = set()
         self.on_progress = on_progress
 
     def __call__(self, key: Hashable, role: str, event: Event) -> None:
         if role in ("distilled", "scratch"):
             frac = 1.0 if event.kind == "done" else event.step / max(1, event.total_steps)
-            units = int((self.done + frac) * PROGRESS_UNITS)
-            self.done += event.kind == "done"
+            self.sum += frac - self.fractions.get((key, role), 0.0)
+            self.fractions[(key, role)] = frac
+            if event.kind == "done":
+                self.finished.add((key, role))
+            units = min(self.total * PROGRESS_UNITS, round(self.sum * PROGRESS_UNITS))
+            run = min(len(self.finished) + 1, self.total)  # the first not yet finished (others may train too)
             event = Event("epoch" if event.kind == "epoch" else "step", event.epoch, units,
-                          self.total * PROGRESS_UNITS, {**event.metrics, "run": min(self.done + 1, self.total),
-                                                        "runs": self.total})
+                          self.total * PROGRESS_UNITS, {**event.metrics, "run": run, "runs": self.total})
             role = "experiment"
         if self.on_progress is not None:
             self.on_progress(role, event)

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from kdlab.base.i18n import N_, names, t
 from kdlab.plots.figures import FONT, HOVER_END, ROLE_COLORS, tint
@@ -29,10 +30,11 @@ CLASS_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
 SHADE = (0.06, 0.72)  # share of the class colour (the rest white) at no / full confidence: a marked point stands out
 MAX_CONFIDENCE = 0.99  # codes are rounded to 2 decimals: c + 0.996 would round into class c + 1's band
 MAX_TRANSFER_DRAWN = 600  # enough to show where the data lie; fewer keeps a redraw's JSON small
-TITLE_FONT = dict(size=20)
-ARM_TITLES = {"scratch": N_("Scratch: the labels alone"), "hard": N_("Hard pseudo-labels"),
+TITLE_FONT = dict(size=19)  # "Hard pseudo-labels" fits a panel 190 px wide (four across a 1024 px projector)
+ARM_TITLES = {"scratch": N_("Scratch"), "hard": N_("Hard pseudo-labels"),
               "soft": N_("Soft targets"), "teacher": N_("Teacher")}
-FACTS_STYLE = "style='font-size:16px'"  # a title's second line: smaller than its first
+FACTS_STYLE = "style='font-size:15px'"  # a title's second line: smaller than its first
+NO_TEMPLATE = pio.templates["none"].to_plotly_json()  # what template="none" becomes once validated
 
 
 def region_color(c: int) -> str:
@@ -74,8 +76,9 @@ def boundary_figure(xs: Sequence[float], ys: Sequence[float], probs: np.ndarray,
     """Decision regions of one model on the grid (``probs`` is (len(ys), len(xs), C), row iy is ys[iy]),
     the labelled points by class, the transfer points faint."""
     n = len(classes)
-    # Traces and layout as plain dicts, validated once by go.Figure: building go.Heatmap(...) first and then
-    # calling update_layout validates and deep-copies the 6 400-cell z again (3x the time, measured).
+    # Traces and layout as plain dicts, given to go.Figure unvalidated: validating the 6 400-cell z costs ~30 ms a
+    # figure, paid three times at every live poll (building go.Heatmap(...) and then update_layout is 3x that
+    # again). tests/test_plots_playground.py validates every kind of figure this module builds.
     traces: list[dict] = [dict(
         type="heatmap", x=_rounded(xs), y=_rounded(ys), z=region_codes(probs), zmin=0, zmax=n,
         colorscale=region_colorscale(n), showscale=False, hoverinfo="skip", meta={"kind": "regions"})]
@@ -90,12 +93,12 @@ def boundary_figure(xs: Sequence[float], ys: Sequence[float], probs: np.ndarray,
                 linecolor="#888888", constrain="domain")
     layout = dict(
         title=dict(text=title, x=0.5, xanchor="center", font=TITLE_FONT), height=height, font=FONT,
-        template="none", margin=dict(l=8, r=8, t=74, b=8), plot_bgcolor="white", paper_bgcolor="white",
+        template=NO_TEMPLATE, margin=dict(l=8, r=8, t=66, b=8), plot_bgcolor="white", paper_bgcolor="white",
         showlegend=legend, legend=dict(orientation="h", yanchor="top", y=-0.02, x=0.5, xanchor="center"),
         xaxis=dict(axis, range=[float(xs[0]), float(xs[-1])]),
         yaxis=dict(axis, range=[float(ys[0]), float(ys[-1])], scaleanchor="x", scaleratio=1),
         uirevision="playground")  # a live redraw keeps the user's zoom
-    return go.Figure(data=traces, layout=layout)
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def _labelled(xy: np.ndarray, cls: np.ndarray, classes: Sequence[str]) -> list[dict]:
@@ -136,8 +139,8 @@ def teacher_figure(xs: Sequence[float], ys: Sequence[float], logits: np.ndarray,
                    classes: Sequence[str], *, test_accuracy: float | None = None, **points) -> go.Figure:
     """The teacher's soft-target field at T (``logits`` (G, G, C) computed once on the grid): the higher T,
     the paler the plane, the more of the teacher's doubt near a boundary reaches the student."""
-    facts = _tested(test_accuracy) if test_accuracy is not None else ""
-    title = _two_lines(t("Teacher's soft targets at T = {temperature:g}", temperature=temperature), facts)
+    facts = " · ".join([t("soft targets")] + ([_tested(test_accuracy)] if test_accuracy is not None else []))
+    title = _two_lines(t("Teacher at T = {temperature:g}", temperature=temperature), facts)  # short: a quarter of a projector's width
     return boundary_figure(xs, ys, soft_field(logits, temperature), classes, title, **points)
 
 

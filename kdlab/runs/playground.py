@@ -20,7 +20,10 @@ only the teacher's relative probabilities are kept or thrown away.
 ``prepare`` gets the teacher and evaluates it once on the grid (``Setup.teacher_logits``: the page draws the
 soft-target field at any T as a softmax of these, with no forward pass); ``train_arms`` yields a
 ``Snapshot`` of all three students every few steps (one forward pass over grid + test points per student);
-``run_playground`` does both and keeps every snapshot; ``run_playground_seeds`` is the CLI's summary.
+``run_playground`` does both and keeps every snapshot; ``run_playground_seeds`` is the CLI's summary;
+``find_setup`` is ``prepare`` for a teacher that is cached already (it never trains: the page's teacher panel).
+``PLAYGROUND_SETTINGS`` is the one table of the Playground's settings: the page's widgets, its URL and the
+``kdlab playground`` flags are built from it.
 The three students are three engine runs advanced in lockstep (``_Lockstep``); a stacked trainer that runs
 them as one batched model can replace that class without the callers changing.
 """
@@ -40,14 +43,15 @@ from torch import nn
 
 from kdlab.base.config import TeacherConfig, TrainConfig, to_dict
 from kdlab.base.errors import ConfigError
+from kdlab.base.settings import Setting
 from kdlab.data import Dataset, load_dataset
 from kdlab.data.toys import MAX_SEED, NOISE_RANGE, POINTS_RANGE, TOYS, toy_name
-from kdlab.runs.teacher import RunStopped, Teacher, get_teacher
+from kdlab.runs.teacher import RunStopped, Teacher, find_teacher, get_teacher
 from kdlab.stores.teacher_cache import TeacherStore
 from kdlab.training.engine import MAX_STEP_EVENTS, Event, Split, train
 from kdlab.training.losses import LossOutput, log_softmax, make_loss, validate_loss_params
 from kdlab.training.metrics import predict_logits
-from kdlab.training.models import build_model, parse_spec, validate_spec
+from kdlab.training.models import build_model, canonical_spec, parse_spec, validate_spec
 
 ARMS = ("scratch", "hard", "soft")
 LABELLED_RANGE = (5, 200)  # the few labels of the demonstration; stratified, so 5 still shows every class
@@ -123,6 +127,11 @@ class PlaygroundConfig:
     def replace(self, **changes: Any) -> "PlaygroundConfig":
         return dataclasses.replace(self, **changes)
 
+    def resolved(self) -> "PlaygroundConfig":
+        """The same run with the noise written out (None: the toy's own), as a widget or a link shows it."""
+        return self if self.noise is not None or self.dataset not in TOYS else self.replace(
+            noise=TOYS[self.dataset].noise)
+
 
 def _check_whole(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -142,6 +151,70 @@ def _check_small_mlp(role: str, spec: str, classes: int) -> None:
     if parsed.family not in ("linear", "mlp") or len(widths) > MAX_LAYERS or max(widths, default=0) > MAX_WIDTH:
         raise ConfigError(f"the Playground trains small networks live: the {role} must be 'linear' or an mlp "
                           f"of at most {MAX_LAYERS} layers of width <= {MAX_WIDTH} (e.g. mlp:16), got {spec!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The settings table: the page's widgets and URL, the CLI's flags (kdlab.base.settings)
+
+TEACHERS = ("mlp:16-16", "mlp:32-32", "mlp:64-64", "mlp:128-128")  # suggestions: any small mlp may be typed
+STUDENTS = ("linear", "mlp:4", "mlp:8", "mlp:16", "mlp:32", "mlp:64")
+LEARNING_RATES = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+BATCH_SIZES = (16, 32, 64, 128, 256, 512)
+T_RANGE = (0.5, 20.0)  # a slider's range: past ~10 every toy's field is nearly flat, and 4 is not lost at one end
+
+
+def _network(spec: str) -> str:
+    """A typed network from a link or a flag: a small one, in its one canonical spelling (mlp:016 is mlp:16)."""
+    _check_small_mlp("network", spec, 2)  # every toy's input is 2-D; an mlp fits any number of classes
+    return canonical_spec(spec)
+
+
+def _noise_help() -> str:
+    return ("How far the points stray from the toy's shape, on the toy's own scale (spirals: radians of angle; "
+            "the others: a coordinate's std). Each toy's default: "
+            + ", ".join(f"{name} {toy.noise:g}" for name, toy in TOYS.items()) + ".")
+
+
+PLAYGROUND_SETTINGS: list[Setting] = [
+    Setting("dataset", "dataset", "Data set", "Five 2-D toys: the spirals need a teacher most, the blobs least.",
+            "choice", options=tuple(TOYS), group="Data"),
+    Setting("noise", "noise", "Noise", _noise_help(), "float", *NOISE_RANGE, 0.05, digits=2, group="Data"),
+    Setting("labelled", "labelled", "Labelled points", "Training points whose label every student sees, as many "
+            "of each class as can be.", "int", LABELLED_RANGE[0], lambda c: min(LABELLED_RANGE[1], c.points), 1,
+            group="Data"),
+    Setting("transfer", "transfer", "Transfer points", "Training points the teacher labels for the hard and soft "
+            "students (drawn from all of them, so the labelled ones may be among them).", "int", 0,
+            lambda c: c.points, 50, group="Data", flags=("--unlabelled",), aliases=("unlabelled",)),
+    Setting("teacher", "teacher", "Teacher", "Trained once on every training point and its label, then cached. "
+            f"Pick one, or type a small mlp (at most {MAX_LAYERS} layers of width {MAX_WIDTH}).", "spec",
+            options=TEACHERS, check=_network, group="Models"),
+    Setting("student", "student", "Student", "The one network of all three students (same initial weights).",
+            "spec", options=STUDENTS, check=_network, group="Models"),
+    Setting("temperature", "temperature", "Temperature T", "Softens the teacher's outputs: softmax(logits / T). "
+            "The teacher's panel follows at once; the soft student learns at this T on the next Run.", "float",
+            *T_RANGE, 0.1, digits=1, group="Distillation", flags=("-T",), aliases=("T",)),
+    Setting("alpha", "alpha", "α (soft weight)", "How much the soft student listens to the teacher. Its loss: "
+            "α · T² · KL(teacher ‖ student) + (1 − α) · cross-entropy on the labelled points.", "float", 0.0, 1.0,
+            0.05, digits=2, group="Distillation"),
+    Setting("steps", "steps", "Training steps", "Optimizer steps of each student, the same for all three.", "int",
+            *STEPS_RANGE, 100, group="Training"),
+    Setting("seed", "seed", "Seed", "Draws the data, the labelled and transfer points, the teacher and the "
+            "students' initial weights.", "int", 0, 9999, 1, group="Training"),
+    Setting("points", "points", "Training points", "The teacher learns from all of them, with their labels.",
+            "int", *POINTS_RANGE, 500, group="Data", more=True),
+    Setting("lr", "lr", "Learning rate", "Adam's step size for the students (constant).", "ladder",
+            options=LEARNING_RATES, group="Training", more=True),
+    Setting("batch_size", "batch_size", "Batch size", "Points per optimizer step.", "int", 1, 4096,
+            options=BATCH_SIZES, group="Training", more=True),
+    Setting("grid", "grid", "Grid cells per side", "The resolution of every panel's shading.", "int",
+            *GRID_RANGE, 10, group="Display", more=True),
+    Setting("frames", "frames", "Snapshots", "Evenly spaced steps the replay slider stops at.", "int",
+            *FRAMES_RANGE, 10, group="Display", more=True),
+]
+
+
+def playground_setting(name: str) -> Setting:
+    return next(s for s in PLAYGROUND_SETTINGS if s.name == name)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -189,13 +262,31 @@ def prepare(cfg: PlaygroundConfig, *, data: Dataset | None = None, store: Teache
             on_teacher: Callable[[Event], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> Setup:
     """The data, the teacher (memory -> disk -> trained once) and its logits on the grid."""
+    data = _checked_data(cfg, data)
+    t0 = time.perf_counter()
+    teacher = get_teacher(cfg.teacher_config(), data, store, on_teacher, should_stop)
+    return _setup(cfg, data, teacher, time.perf_counter() - t0)
+
+
+def find_setup(cfg: PlaygroundConfig, *, data: Dataset | None = None,
+               store: TeacherStore | None = None) -> Setup | None:
+    """``prepare`` if the teacher is in memory or the disk cache, else None: never trains (the page's teacher
+    panel draws the field before any run, without a job)."""
+    data = _checked_data(cfg, data)
+    t0 = time.perf_counter()
+    teacher = find_teacher(cfg.teacher_config(), data, store)
+    return None if teacher is None else _setup(cfg, data, teacher, time.perf_counter() - t0)
+
+
+def _checked_data(cfg: PlaygroundConfig, data: Dataset | None) -> Dataset:
     validate(cfg)
     data = data if data is not None else load_dataset(cfg.dataset_name)
     if data.name != cfg.dataset_name:
         raise ValueError(f"data is {data.name!r}, the config asks for {cfg.dataset_name!r}")
-    t0 = time.perf_counter()
-    teacher = get_teacher(cfg.teacher_config(), data, store, on_teacher, should_stop)
-    teacher_seconds = time.perf_counter() - t0
+    return data
+
+
+def _setup(cfg: PlaygroundConfig, data: Dataset, teacher: Teacher, teacher_seconds: float) -> Setup:
     grid = make_grid(data, cfg.grid)
     logits = predict_logits(teacher.model, grid.points)  # (G*G, C)
     labelled = labelled_indices(data.y_train, cfg.labelled, data.num_classes, cfg.seed)
@@ -429,9 +520,15 @@ def _source(teacher: Teacher) -> str:
 
 def run_playground(cfg: PlaygroundConfig, *, data: Dataset | None = None, store: TeacherStore | None = None,
                    on_snapshot: Callable[[Snapshot], None] | None = None,
+                   on_teacher: Callable[[Event], None] | None = None,
+                   on_setup: Callable[[Setup], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> PlaygroundResult:
-    """One Playground run, every snapshot kept. A stop before the teacher is ready raises RunStopped."""
-    setup = prepare(cfg, data=data, store=store, should_stop=should_stop)
+    """One Playground run, every snapshot kept. A stop before the teacher is ready raises RunStopped.
+    ``on_teacher`` gets the teacher's training events when it is not cached yet, ``on_setup`` the Setup once
+    the teacher is ready (what a live page needs to draw the snapshots that follow)."""
+    setup = prepare(cfg, data=data, store=store, on_teacher=on_teacher, should_stop=should_stop)
+    if on_setup is not None:
+        on_setup(setup)
     t0 = time.perf_counter()
     frames = []
     for snap in train_arms(setup, should_stop=should_stop):
@@ -443,9 +540,11 @@ def run_playground(cfg: PlaygroundConfig, *, data: Dataset | None = None, store:
 
 def run_playground_seeds(cfg: PlaygroundConfig, seeds: Sequence[int], *, store: TeacherStore | None = None,
                          should_stop: Callable[[], bool] | None = None,
-                         on_result: Callable[[int, PlaygroundResult], None] | None = None) -> dict[str, Any]:
+                         on_result: Callable[[int, PlaygroundResult], None] | None = None,
+                         on_progress: Callable[[int, str, Any], None] | None = None) -> dict[str, Any]:
     """The three arms over ``seeds`` (each seed: its own data draw, teacher, labels and students), as the
-    JSON of ``kdlab playground --json``: accuracies are fractions. A stop raises RunStopped."""
+    JSON of ``kdlab playground --json``: accuracies are fractions (mean, sample std, per seed). A stop raises
+    RunStopped. ``on_progress(seed, "teacher", Event)`` and ``on_progress(seed, "students", Snapshot)``."""
     seeds = list(dict.fromkeys(seeds))  # in order, once each
     if not seeds or len(seeds) > 10:
         raise ConfigError(f"give 1 to 10 seeds, got {len(seeds)}")
@@ -455,7 +554,9 @@ def run_playground_seeds(cfg: PlaygroundConfig, seeds: Sequence[int], *, store: 
     t0 = time.perf_counter()
     results = []
     for s in seeds:
-        result = run_playground(cfg.replace(seed=s), store=store, should_stop=should_stop)
+        tell = (lambda what, s=s: (lambda x: on_progress(s, what, x))) if on_progress else (lambda what: None)
+        result = run_playground(cfg.replace(seed=s), store=store, should_stop=should_stop,
+                                on_teacher=tell("teacher"), on_snapshot=tell("students"))
         if result.final.reason == "stopped":
             raise RunStopped("the Playground run was stopped; nothing to report")
         results.append(result)
@@ -465,13 +566,19 @@ def run_playground_seeds(cfg: PlaygroundConfig, seeds: Sequence[int], *, store: 
     teachers = [r.setup.teacher for r in results]
     return {
         "config": {k: v for k, v in to_dict(cfg).items() if k != "seed"}, "seeds": seeds,
-        "arms": {arm: {"mean": statistics.fmean(v), "per_seed": v} for arm, v in per_arm.items()},
+        "arms": {arm: _stats(v) for arm, v in per_arm.items()},
         "gain": {f"{arm}_minus_scratch": statistics.fmean(a - b for a, b in zip(per_arm[arm], per_arm["scratch"]))
                  for arm in ("hard", "soft")},
         "datasets": [r.setup.data.name for r in results],
         "teacher": {"test_accuracy": statistics.fmean(t.test_accuracy for t in teachers),
+                    "std": _stats([t.test_accuracy for t in teachers])["std"],
                     "per_seed": [t.test_accuracy for t in teachers],
                     "source": [_source(t) for t in teachers]},
         "reasons": [r.final.reason for r in results],
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "per_seed": values}

@@ -5,9 +5,9 @@ One ``Hub`` actor per driver process holds every channel (a channel per batch or
 process for all, rather than one ``ray.util.queue.Queue`` actor (a process each) per job. The remote side
 writes through an ``Outbox``, which batches its messages and sends them at most every ``FLUSH_SECONDS``; the
 reply to each send carries the stop flag, so a worker learns of a stop within that time without ever asking
-separately. Messages are plain Python values (kdlab.serve.ray_backend sends engine events as tuples): the
-hub's process imports only ray, never torch, so it starts in well under a second and never competes for a
-core with the workers' own start-up.
+separately. Messages are plain Python values (``plain`` turns engine events into tuples, ``unplain`` turns
+them back on the driver): the hub's process imports only ray, never torch, so it starts in well under a
+second and never competes for a core with the workers' own start-up.
 """
 from __future__ import annotations
 
@@ -19,10 +19,13 @@ from collections import deque
 from typing import Any
 
 FLUSH_SECONDS = 0.1  # a remote sends at most 10 batches a second; the driver polls at the same pace
+POLL_SECONDS = 0.1  # the driver's pace: relay progress, check for a stop, notice finished tasks
+STOP_GRACE_SECONDS = 15.0  # a stopped task normally ends within a training step; past this it is cancelled
+_EVENT = "kdlab.Event"
 
 
 class Hub:
-    """The actor's class (made remote by ``kdlab.serve.ray_backend``). Every method is short and non-blocking,
+    """The actor's class (made remote by ``kdlab.serve.ray_cluster.RayCluster.hub``). Every method is short and non-blocking,
     so one thread serves every channel."""
 
     def __init__(self) -> None:
@@ -110,3 +113,28 @@ class Outbox:
             self._stop = ray.get(self._hub.push.remote(self._ch, batch)) or self._stop
         except ray.exceptions.RayActorError:
             self._stop = True
+
+
+# Engine events travel as plain tuples. Event is imported inside the functions, which only workers and the
+# driver call: importing this module (as the hub's process does) imports no torch.
+
+def plain(obj: Any) -> Any:
+    """``obj`` with every engine Event in it (at any depth of tuples and lists) as a plain tuple."""
+    from kdlab.training.engine import Event
+
+    if isinstance(obj, Event):
+        return (_EVENT, obj.kind, obj.epoch, obj.step, obj.total_steps, obj.metrics, obj.history, obj.reason)
+    if type(obj) in (tuple, list):
+        return type(obj)(plain(x) for x in obj)
+    return obj
+
+
+def unplain(obj: Any) -> Any:
+    """The inverse of ``plain``."""
+    if type(obj) is tuple and len(obj) == 8 and obj[0] == _EVENT:
+        from kdlab.training.engine import Event
+
+        return Event(*obj[1:])
+    if type(obj) in (tuple, list):
+        return type(obj)(unplain(x) for x in obj)
+    return obj

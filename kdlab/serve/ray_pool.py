@@ -8,10 +8,10 @@ events back through the hub (kdlab.serve.ray_hub) into the real Job's ``events``
 turns true once the real Job's does (Stop, or a closed tab). Whatever ``fn`` returns or raises comes back
 as if it had run here.
 
-``fn`` and what it holds are pickled: a Dataset travels as an object-store reference
-(kdlab.serve.ray_backend), a RunStore as its folder. What ``fn`` writes to disk (a saved run, a trained
-teacher) is written on the worker's node: give every node the same KDLAB_CACHE_DIR on shared storage
-(README, "Beyond one machine") so the server sees it.
+``fn`` and what it holds are pickled: a Dataset travels as an object-store reference, a RunStore as its
+folder (kdlab.serve.ray_data). What ``fn`` writes to disk (a saved run, a trained teacher) is written on the
+worker's node: give every node the same KDLAB_CACHE_DIR on shared storage (README, "Beyond one machine") so
+the server sees it.
 """
 from __future__ import annotations
 
@@ -23,10 +23,8 @@ from typing import Any, Callable
 from kdlab.base.errors import KdlabError
 from kdlab.runs.teacher import RunStopped
 from kdlab.serve.jobs import Job, JobPool
-from kdlab.serve.ray_backend import (POLL_SECONDS, STOP_GRACE_SECONDS, RayCluster, RayWorkerLost, _one_line,
-                                     _pull, _ray, _remote, plain, unplain)
-from kdlab.serve.ray_hub import Outbox
-from kdlab.stores.run_store import RunStore
+from kdlab.serve.ray_cluster import RayCluster, RayWorkerLost, one_line, ray_module, remote_task
+from kdlab.serve.ray_hub import POLL_SECONDS, STOP_GRACE_SECONDS, Outbox, plain, unplain
 
 log = logging.getLogger(__name__)
 RETRIES = 1  # a job whose worker dies starts once more from the beginning (its page starts over)
@@ -36,8 +34,7 @@ class RayJobPool(JobPool):
     def __init__(self, cluster: RayCluster, size: int | None = None, max_queue: int = 200, retries: int = RETRIES):
         self.cluster = cluster
         self.retries = retries
-        size = size or cluster.cpus  # waits for the connection
-        _register_serializers()
+        size = size or cluster.cpus  # waits for the connection (and registers ray_data's serializers)
         super().__init__(size=size, max_queue=max_queue)
 
     @classmethod
@@ -52,17 +49,17 @@ class RayJobPool(JobPool):
 
 def _on_ray(pool: RayJobPool, fn: Callable[[Job], Any], job: Job) -> Any:
     """On a pool thread: run ``fn`` as a task, relay its events and the stop, return or raise its outcome."""
-    ray = _ray()
+    ray = ray_module()
     hub = pool.cluster.hub
     ch = ray.get(hub.open.remote())
     meta = {"id": job.id, "label": job.label, "submitted": job.submitted, "started": job.started}
-    ref = _remote(_run_job).options(max_retries=pool.retries).remote(fn, hub, ch, meta)
+    ref = remote_task(_run_job).options(max_retries=pool.retries).remote(fn, hub, ch, meta)
     stopping: float | None = None
     ready: list = []
     try:
         while True:
             ready, _ = ray.wait([ref], timeout=POLL_SECONDS)
-            _relay(_pull(ray, pool.cluster, hub, ch), job)  # after the wait: a finished task's last events
+            _relay(pool.cluster.pull(hub, ch), job)  # after the wait: a finished task's last events
             if stopping is None and job.should_stop():  # Stop, or the session is gone
                 stopping = time.monotonic()
                 hub.stop.remote(ch)
@@ -79,7 +76,7 @@ def _on_ray(pool: RayJobPool, fn: Callable[[Job], Any], job: Job) -> Any:
         except ray.exceptions.RayError as exc:
             if stopping is not None:
                 raise RunStopped("the run was stopped") from None
-            raise RayWorkerLost(f"the Ray worker running this job died ({_one_line(exc)}); run it again") from None
+            raise RayWorkerLost(f"the Ray worker running this job died ({one_line(exc)}); run it again") from None
         if status == "error":
             raise payload
         return payload
@@ -131,16 +128,3 @@ def _run_job(fn: Callable[[Job], Any], hub: Any, ch: int, meta: dict[str, Any]) 
         return "error", exc
     finally:
         job.outbox.flush()
-
-
-# A RunStore holds a lock and a cache of parsed records: it travels as its folder and size limit.
-def _register_serializers() -> None:
-    from ray.util import register_serializer
-
-    register_serializer(RunStore, serializer=lambda s: (str(s.root), s.max_runs),
-                        deserializer=_run_store_from)
-
-
-def _run_store_from(state: tuple[str, int]) -> RunStore:
-    return RunStore(*state)
-

@@ -7,7 +7,8 @@ import streamlit as st
 from kdlab.runs.presets import get_preset, preset_names
 from kdlab.ui import join, layout, state  # light: the home page must not wait for torch to import
 
-PAGES = {"Distill": "Train a student live, beside a scratch twin; results and confusion matrices.",
+PAGES = {"Playground": "Three students on 2-D data, live: from few labels, the teacher's answers, its soft targets.",
+         "Distill": "Train a student live, beside a scratch twin; results and confusion matrices.",
          "Temperature": "Watch soft targets flatten as T rises, on the teacher's cached outputs.",
          "Sweep": "A grid over T × α (× seeds): where does distillation help most?",
          "Runs": "Every finished run, overlaid; download configs, results and weights.",

@@ -17,9 +17,9 @@ from kdlab.ui.i18n import SOURCE, t
 from kdlab.ui.join import app_address, join_popover
 
 # Material icons ship with Streamlit's frontend: they render even where no emoji font is installed.
-ICONS = {"Home": ":material/home:", "Distill": ":material/science:", "Temperature": ":material/thermostat:",
-         "Sweep": ":material/grid_on:", "Runs": ":material/history:", "Experiments": ":material/biotech:",
-         "Lesson": ":material/school:"}
+ICONS = {"Home": ":material/home:", "Playground": ":material/scatter_plot:", "Distill": ":material/science:",
+         "Temperature": ":material/thermostat:", "Sweep": ":material/grid_on:", "Runs": ":material/history:",
+         "Experiments": ":material/biotech:", "Lesson": ":material/school:"}
 CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 PAGE_FILE = re.compile(r"(\d+)_(\w+)\.py")
 ROOT = Path(__file__).resolve().parents[2]  # the folder of app.py, pages/ and assets/
