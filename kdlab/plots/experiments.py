@@ -88,7 +88,7 @@ def per_class_bars(report: Report, bias: float = 0.0) -> go.Figure:
                   annotation_text=t("never seen"), annotation_x=c - 0.5, annotation_xanchor="left")  # top left
     fig.update_xaxes(type="category")  # digits' class names "0".."9" are labels, not numbers
     fig.update_yaxes(title_text=t("test accuracy"), tickformat=".0%", range=[0, 1.05])
-    title = t("Per-class accuracy (no “{omitted}” in training)", omitted=t(report["omitted_class"]))
+    title = t("Per-class accuracy (no “{omitted}” in training)", omitted=names([report["omitted_class"]])[0])
     return _look(fig, title, barmode="group")
 
 
@@ -97,7 +97,7 @@ def bias_tradeoff(report: Report, bias: float | None = None) -> go.Figure:
     curve = report["bias_curve"]
     xs = [p["bias"] for p in curve]
     fig = go.Figure()
-    on_class = t("on “{omitted}”", omitted=t(report["omitted_class"]))
+    on_class = t("on “{omitted}”", omitted=names([report["omitted_class"]])[0])
     fig.add_trace(go.Scatter(x=xs, y=[p["class_accuracy"] for p in curve], name=on_class,
                              mode="lines", line=dict(color=class_color(report["omitted_class_index"]), width=3)))
     fig.add_trace(go.Scatter(x=xs, y=[p["overall_accuracy"] for p in curve], name=t("overall"), mode="lines",

@@ -131,7 +131,7 @@ def results(record: RunRecord, ls: settings.LabSettings) -> None:
 
 
 WHERE_KD_SHINES = N_("With every training image a small student learns nearly as much from the labels alone. The "
-                      "teacher's soft targets matter most when the student sees few images (the *Few labels* "
+                      "teacher's soft targets matter most when the student sees few images (the *Default* "
                       "preset, or a transfer-set size under Data) or never sees a class (the *Omitted class* "
                       "preset).")
 
