@@ -10,9 +10,9 @@ import functools
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from kdlab.base.i18n import ASSETS, LANGUAGES, SOURCE, N_, language, read_language_from, t
+from kdlab.base.i18n import ASSETS, LANGUAGES, SOURCE, N_, language, names, read_language_from, t
 
-__all__ = ["LANG", "N_", "SOURCE", "asset", "language", "language_switch", "set_from_url", "t"]
+__all__ = ["LANG", "N_", "SOURCE", "asset", "language", "language_switch", "names", "set_from_url", "t"]
 LANG = "kd.lang"  # the session's language
 
 
