@@ -3,10 +3,11 @@ import streamlit as st
 
 from kdlab.ui import layout, runner
 from kdlab.ui import playground as pg
+from kdlab.ui.i18n import t
 
 layout.require_router()
-layout.header("Playground", "Distillation you can see: three students learn from a few labels, with or without a "
-                            "teacher.")
+layout.header(t("Playground"), t("Distillation you can see: three students learn from a few labels, with or without "
+                                  "a teacher."))
 knobs = st.columns([2, 2, 3, 2], vertical_alignment="bottom")
 cfg = pg.settings_ui(knobs[:3])
 notice = st.container()
@@ -30,9 +31,9 @@ with students_col:
     if result is not None and not running:
         pg.results(result, cfg)
     elif not running:
-        st.info("Press **Run**: three students of one architecture train side by side, live: from the labels "
-                "alone, from the teacher's answers, and from its soft targets. (The teacher learns every label "
-                "first, once; then it is cached.)")
+        st.info(t("Press **Run**: three students of one architecture train side by side, live: from the labels "
+                  "alone, from the teacher's answers, and from its soft targets. (The teacher learns every label "
+                  "first, once; then it is cached.)"))
     st.caption(pg.describe_points())
 
-layout.explain("What the Playground shows, and what to try", "playground")
+layout.explain(t("What the Playground shows, and what to try"), "playground")

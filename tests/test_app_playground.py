@@ -179,3 +179,42 @@ def test_the_students_are_drawn_live_and_stop_keeps_what_they_learnt(ran, finish
     assert result.final.reason == "stopped" and 0 < result.final.step < 2000
     assert any("Stopped run" in w.value for w in at.warning) and not any("Stale" in w.value for w in at.warning)
     assert not at.button(key="pg.run").disabled
+
+
+
+def _in_chinese(at):
+    """The session's language set to Chinese for the next run, as kdlab.ui.i18n.set_from_url does for ?lang=zh in
+    app.py's navigation. AppTest runs a page without app.py, so nothing draws the language switch whose key this
+    is, and Streamlit drops an undrawn widget's state after each run: set it before every run."""
+    from kdlab.ui.i18n import LANG
+
+    at.session_state[LANG] = "zh"
+    return at
+
+
+def test_the_page_reads_in_chinese_with_lang_zh(app, finish_jobs):
+    """In Chinese, the header, the notices, the widgets' labels, the Run button, the replay and the verdict come
+    from the catalog (the run itself is the English test's quick one)."""
+    at = _open(_in_chinese(app), {**FAST, "lang": "zh"})
+    assert not at.error and at.title[0].value == "二维演练场"
+    assert at.caption[0].value.startswith("看得见的蒸馏")
+    assert at.button(key="pg.run").label == "运行"
+    assert "演练场设置" in [h.value for h in at.sidebar.header]
+    assert at.slider(key="pg.temperature").label == "温度 T"
+    assert at.number_input(key="pg.labelled").label == "带标签的点数"
+    assert any(i.value.startswith("按 **运行**") for i in at.info)
+    assert any(e.label == "演练场展示了什么，可以试试什么" for e in at.expander)
+    _in_chinese(at).button(key="pg.run").click().run()
+    assert "kd.job.playground" in at.session_state
+    finish_jobs(_in_chinese(at))
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    result = at.session_state["kd.playground.result"]
+    scrubber = at.select_slider(key="pg.frame")
+    assert scrubber.label == "回放训练过程"
+    assert list(scrubber.options) == [f"第 {f.step:,} 步" for f in result.frames]
+    verdict = next(c.value for c in at.caption if c.value.startswith("1,000 个测试点上的测试准确率"))
+    assert f"从零训练 {100 * result.final.arms['scratch'].test_accuracy:.1f} %" in verdict
+    assert any(c.value.startswith("学过全部标签") for c in at.caption)  # the teacher's panel
+    assert at.query_params["lang"] == "zh"  # the page's links keep the language
+    _in_chinese(at).number_input(key="pg.steps").set_value(300).run()  # the stale notice names it in Chinese
+    assert any(w.value.startswith("**结果已过时**") and "训练步数" in w.value for w in at.warning)

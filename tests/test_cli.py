@@ -97,7 +97,7 @@ def test_distill_json_contract_and_cached_second_run(capsys):
 def test_distill_options_reach_the_config(capsys):
     code, out, err = cli(capsys, "distill", "--teacher", "mlp:32", "--teacher-epochs", "2", "--student", "mlp:16",
                          "--epochs", "1", "--loss", "source", "--lam", "0.3", "--transfer-size", "200",
-                         "--omit-class", "3", "--omit-class", "5", "--no-labels", "--optimizer", "sgd", "--lr", "0.05",
+                         "--omit-classes", "3", "--omit-classes", "5", "--no-labels", "--optimizer", "sgd", "--lr", "0.05",
                          "--schedule", "step", "--seed", "4", "--json", "--quiet")
     assert code == 0, err
     cfg = one_json_object(out)["config"]
@@ -266,7 +266,7 @@ def test_unwritable_cache_warns_and_completes(capsys, tmp_path, monkeypatch):
     (["distill", "--loss", "dkd", "--no-labels"], "needs labels"),
     (["distill", "--transfer-size", "-1"], "transfer_size"),
     (["distill", "--transfer-size", "100000"], "transfer set"),
-    (["distill", "--omit-class", "10"], "omitted class 10"),
+    (["distill", "--omit-classes", "10"], "omitted class 10"),
     (["distill", "--device", "cuda"], "cuda"),
     (["distill", "--device", "cuda:x"], "device"),
     (["teacher", "--device", "gpu"], "device"),
@@ -325,8 +325,12 @@ def test_mnist_offline_without_files(capsys, tmp_path, monkeypatch):
     assert not list((tmp_path / "kdlab-cache").rglob("*.gz"))  # nothing half-downloaded was kept
 
 
-def test_divergence_is_a_clean_error(capsys, monkeypatch):
-    from kdlab.runs import distill
+@pytest.mark.parametrize("stacked", [False, True], ids=["one-by-one", "stacked"])
+def test_divergence_is_a_clean_error(capsys, kdlab_cache, monkeypatch, stacked):
+    """A loss that turns NaN ends the command with one line naming the learning rate, on either trainer (the
+    distilled student and its scratch twin are stacked where that pays)."""
+    from kdlab.runs import batch, distill
+    from kdlab.training import stacked as stacked_trainer
     from kdlab.training.losses import LossOutput
 
     def exploding(*args, **kwargs):
@@ -335,9 +339,18 @@ def test_divergence_is_a_clean_error(capsys, monkeypatch):
             return LossOutput(total, {"hard": total.detach(), "soft": total.detach()})
         return loss
 
+    real_kl_ce = stacked_trainer.kl_ce
+    args = ("distill", "--teacher", "mlp:32", "--teacher-epochs", "1", "--epochs", "1", "--json", "--quiet")
+    assert cli(capsys, *args)[0] == 0  # the teacher, trained soundly and cached before the loss explodes
+
+    def exploding_kl_ce(*args, **kwargs):
+        total, hard, soft, grad = real_kl_ce(*args, **kwargs)
+        return total * float("nan"), hard, soft, grad
+
     monkeypatch.setattr(distill, "bind_loss", exploding)
-    line = assert_one_line_error(*cli(capsys, "distill", "--teacher", "mlp:32", "--teacher-epochs", "1",
-                                      "--epochs", "1", "--lr", "0.5", "--json", "--quiet"))
+    monkeypatch.setattr(stacked_trainer, "kl_ce", exploding_kl_ce)
+    with batch.stacking(stacked):
+        line = assert_one_line_error(*cli(capsys, *args, "--lr", "0.5"))
     assert "learning rate 0.5" in line
 
 

@@ -273,6 +273,23 @@ def test_time_limit(digits):
     assert len(done.history) >= 1
 
 
+@pytest.mark.parametrize("lean", [True, False], ids=["stack-of-one", "autograd"])
+def test_a_stop_due_between_two_epochs_keeps_the_one_that_ended(digits, monkeypatch, lean):
+    """A Stop (or the time limit) first seen before an epoch's first step, long before the next evaluation,
+    still evaluates the epoch that had just ended: the stopped run keeps what it learnt (CI once caught the
+    time limit landing there and a run with no history)."""
+    monkeypatch.setattr(engine, "LEAN", lean)
+    cfg = TrainConfig(epochs=10_000, batch_size=128)  # evaluated every 200 epochs: none before the stop
+    per_epoch = math.ceil(len(digits.x_train) / cfg.batch_size)
+    calls = iter(range(10**6))  # should_stop is asked once before each step
+    events = list(train(fresh(digits), Split(digits.x_train, digits.y_train), CE, cfg,
+                        test=Split(digits.x_test, digits.y_test), should_stop=lambda: next(calls) >= 2 * per_epoch))
+    done = events[-1]
+    assert done.reason == "stopped" and done.step == 2 * per_epoch
+    assert [h["epoch"] for h in done.history] == [2] and done.history[0]["step"] == 2 * per_epoch
+    assert done.history[0]["test_accuracy"] > 0.3 and events[-2].kind == "epoch"
+
+
 # ------------------------------------------------------------------------------------------- divergence
 
 

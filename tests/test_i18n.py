@@ -166,6 +166,7 @@ def test_catalog_files_agree_where_they_share_a_text() -> None:
 def _table_texts() -> list[str]:
     from kdlab.experiments import EXPERIMENTS
     from kdlab.runs.lab import LAB_SETTINGS, TEACHER_SETTINGS
+    from kdlab.runs.playground import PLAYGROUND_SETTINGS
     from kdlab.runs.presets import PRESETS
     from kdlab.runs.sweep import GRID_SETTINGS
     from kdlab.training.losses import LOSSES
@@ -175,7 +176,7 @@ def _table_texts() -> list[str]:
     def every(registry):
         return [registry.get(name) for name in registry.names()]
 
-    for table in (LAB_SETTINGS, TEACHER_SETTINGS, GRID_SETTINGS):
+    for table in (LAB_SETTINGS, TEACHER_SETTINGS, GRID_SETTINGS, PLAYGROUND_SETTINGS):
         texts += [x for s in table if s.ui for x in (s.label, s.help, s.group) if x]  # the app's rows
     texts += [x for p in every(PRESETS) for x in (p.name, p.summary) if x]
     for info in every(LOSSES):

@@ -19,6 +19,10 @@ SIGPIPE_STATUS = 141  # what a shell reports for a program whose reader closed t
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        # No abbreviations: `kdlab sweep --seed 3` would silently mean --seeds 3 (three seeds, not seed 3)
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+
     def error(self, message: str) -> None:  # argparse prints the whole usage; a one-liner is kinder to scripts
         print(f"kdlab: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)

@@ -120,6 +120,7 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
     deadline = time.monotonic() + cfg.max_seconds
     history: list[dict[str, float]] = []
     step, reason, t0 = 0, "completed", time.perf_counter()
+    last = None  # the previous epoch's running means: evaluated if a stop falls due right after it
 
     for epoch in range(1, epochs + 1):
         model.train()
@@ -127,10 +128,7 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
         for idx in torch.randperm(n, generator=gen).split(cfg.batch_size):
             if step == total_steps:
                 break
-            if should_stop is not None and should_stop():
-                reason = "stopped"
-            elif time.monotonic() > deadline:
-                reason = "time limit"
+            reason = halt_reason(should_stop, deadline)
             if reason != "completed":
                 break
             _set_lr(optimizer, lr_at(cfg, step, total_steps))
@@ -141,16 +139,26 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
                 yield Event("step", epoch, step, total_steps, window.means())
                 window = whole.absorb(window)
         whole.absorb(window)
-        if whole.count == 0:  # stopped before this epoch's first step
-            break
+        if whole.count == 0:  # stopped before this epoch's first step: the stopped epoch is the one before
+            if reason == "completed" or last is None or history and history[-1]["epoch"] == epoch - 1:
+                break
+            epoch, whole = epoch - 1, last
         if reason != "completed" or epoch % eval_every == 0 or epoch == epochs:
             metrics = whole.means() | _test_metrics(model, test, device) | {"seconds": time.perf_counter() - t0}
             history.append({"epoch": epoch, "step": step, **metrics})
             yield Event("epoch", epoch, step, total_steps, metrics, list(history))
         if reason != "completed":
             break
+        last = whole
     yield Event("done", history[-1]["epoch"] if history else 0, step, total_steps,
                 history[-1] if history else {}, history, reason)
+
+
+def halt_reason(should_stop: Callable[[], bool] | None, deadline: float) -> str:
+    """"stopped" once ``should_stop()`` is true, "time limit" past ``deadline`` (time.monotonic), else "completed"."""
+    if should_stop is not None and should_stop():
+        return "stopped"
+    return "time limit" if time.monotonic() > deadline else "completed"
 
 
 def _stacked():

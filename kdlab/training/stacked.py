@@ -321,6 +321,7 @@ def _loop(stack: _Stack, ss: Sequence[Student], sources: list[_Source], data: Sp
     deadline = time.monotonic() + cfg.max_seconds * k  # each student's share of the wall time is bounded
     histories: list[list[dict[str, float]]] = [[] for _ in ss]
     step, reason = 0, "completed"
+    last = None  # the previous epoch's running means: evaluated if a stop falls due right after it
 
     for epoch in range(1, epochs + 1):
         for s in ss:
@@ -331,10 +332,7 @@ def _loop(stack: _Stack, ss: Sequence[Student], sources: list[_Source], data: Sp
         for b in range(len(sources[0].batches)):
             if step == total_steps:
                 break
-            if should_stop is not None and should_stop():
-                reason = "stopped"
-            elif time.monotonic() > deadline:
-                reason = "time limit"
+            reason = engine.halt_reason(should_stop, deadline)
             if reason != "completed":
                 break
             engine._set_lr(optimizer, engine.lr_at(cfg, step, total_steps))
@@ -345,8 +343,10 @@ def _loop(stack: _Stack, ss: Sequence[Student], sources: list[_Source], data: Sp
                     yield j, Event("step", epoch, step, total_steps, metrics)
                 window = whole.absorb(window)
         whole.absorb(window)
-        if whole.count == 0:  # stopped before this epoch's first step
-            break
+        if whole.count == 0:  # stopped before this epoch's first step: the stopped epoch is the one before
+            if reason == "completed" or last is None or histories[0] and histories[0][-1]["epoch"] == epoch - 1:
+                break
+            epoch, whole = epoch - 1, last
         if reason != "completed" or epoch % eval_every == 0 or epoch == epochs:
             tested = evaluate(test)
             seconds = (time.perf_counter() - t0) / k
@@ -356,6 +356,7 @@ def _loop(stack: _Stack, ss: Sequence[Student], sources: list[_Source], data: Sp
                 yield j, Event("epoch", epoch, step, total_steps, metrics, list(histories[j]))
         if reason != "completed":
             break
+        last = whole
     for j, history in enumerate(histories):
         yield j, Event("done", history[-1]["epoch"] if history else 0, step, total_steps,
                        history[-1] if history else {}, history, reason)

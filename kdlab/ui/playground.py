@@ -23,6 +23,7 @@ from kdlab.runs.playground import (ARMS, PLAYGROUND_SETTINGS as TABLE, Playgroun
                                    Snapshot, find_setup, run_playground, validate)
 from kdlab.serve.jobs import Job
 from kdlab.ui import forms, layout, resources, runner
+from kdlab.ui.i18n import N_, t
 
 SLOT = "playground"
 CONFIG = "kd.playground.config"  # the session's PlaygroundConfig, its noise written out
@@ -34,14 +35,14 @@ MAIN = ("dataset", "labelled", "alpha")  # the knobs of the demonstration, above
 SIDEBAR = [s for s in TABLE if s.name not in (*MAIN, "temperature")]
 PANEL_HEIGHT = 280  # a 2-line title over a square plot ~210 px wide: little white above and below
 ABOUT = {
-    "teacher": "Learnt every label. Colour: its class; depth: how sure it is at T. Raise T: the field pales "
-               "near the boundaries, the doubts the soft student copies.",
-    "scratch": "The labelled points alone: all that the labels teach.",
-    "hard": "The transfer points with the teacher's top class as label, plus the labels: its answers, not its "
-            "doubts.",
-    "soft": "The same points with the teacher's probabilities at T (weight α), plus the labels. Its gain over "
-            "*hard* is the dark knowledge.",
-}
+    "teacher": N_("Learnt every label. Colour: its class; depth: how sure it is at T. Raise T: the field pales "
+                  "near the boundaries, the doubts the soft student copies."),
+    "scratch": N_("The labelled points alone: all that the labels teach."),
+    "hard": N_("The transfer points with the teacher's top class as label, plus the labels: its answers, not its "
+               "doubts."),
+    "soft": N_("The same points with the teacher's probabilities at T (weight α), plus the labels. Its gain over "
+               "*hard* is the dark knowledge."),
+}  # shown with t()
 
 
 # -- settings -----------------------------------------------------------------------------------------------------
@@ -65,7 +66,7 @@ def settings_ui(where: list) -> PlaygroundConfig:
         forms.reset([s for s in TABLE if s.name == "noise"], PREFIX)
     for name, box in zip(MAIN[1:], where[1:]):
         new = forms.draw(TABLE, new, PREFIX, box, names=[name])
-    st.sidebar.header("Playground settings")
+    st.sidebar.header(t("Playground settings"))
     new = forms.draw(SIDEBAR, new, PREFIX, st.sidebar)
     fitted = _fitted(new)
     st.session_state[CONFIG] = fitted
@@ -133,17 +134,17 @@ def teacher_panel() -> None:
     forms.write_url(TABLE, cfg)
     setup = teacher_setup(cfg)
     if setup is None:
-        chart.info(f"The teacher {cfg.teacher} has not learnt this data set yet: **Run** trains it first (a few "
-                   "seconds, once; then it is cached) and draws its field here.")
+        chart.info(t("The teacher {teacher} has not learnt this data set yet: **Run** trains it first (a few "
+                     "seconds, once; then it is cached) and draws its field here.", teacher=cfg.teacher))
     else:
         layout.chart(plots.teacher_figure(setup.grid.xs, setup.grid.ys, setup.teacher_logits, cfg.temperature,
                                           setup.data.classes, test_accuracy=setup.teacher.test_accuracy,
                                           height=PANEL_HEIGHT, **setup.points()), key="pg_chart.teacher", where=chart)
-    box.caption(ABOUT["teacher"])
+    box.caption(t(ABOUT["teacher"]))
     result: PlaygroundResult | None = st.session_state.get(RESULT)
     if result is not None and result.setup.config.temperature != cfg.temperature:
-        box.caption(f"The soft student learnt at T = {result.setup.config.temperature:g}; **Run** again to "
-                    f"train it at T = {cfg.temperature:g}.")
+        box.caption(t("The soft student learnt at T = {trained:g}; **Run** again to train it at T = {now:g}.",
+                      trained=result.setup.config.temperature, now=cfg.temperature))
 
 
 # The teacher's column keeps at least PANEL_MIN_WIDTH: where the page is narrower than four such panels (a
@@ -170,7 +171,7 @@ def start(cfg: PlaygroundConfig) -> Job:
                               on_setup=lambda setup: job.emit(("setup", setup)),
                               on_snapshot=lambda snap: job.emit(("snapshot", snap)))
 
-    return runner.submit(SLOT, fn, label="playground")
+    return runner.submit(SLOT, fn, label=t("playground"))  # shown to its session only
 
 
 def collect() -> None:
@@ -204,12 +205,13 @@ def live_panel(job: Job) -> None:
             teacher = payload
     if setup is None or snap is None:
         frac = teacher.step / max(1, teacher.total_steps) if teacher is not None else 0.0
-        st.progress(frac, text="Training the teacher on every label (once; then it is cached)…" if teacher
-                    else "Getting the teacher…")
+        st.progress(frac, text=t("Training the teacher on every label (once; then it is cached)…") if teacher
+                    else t("Getting the teacher…"))
         return
     students(setup, snap, "pg_chart.live")  # first: on a projector the panels stay where the replay shows them
     st.progress(snap.step / max(1, snap.total_steps),
-                text=f"Training the three students: step {snap.step:,} of {snap.total_steps:,}")
+                text=t("Training the three students: step {step:,} of {total:,}", step=snap.step,
+                       total=snap.total_steps))
 
 
 # -- the three students -------------------------------------------------------------------------------------------
@@ -225,7 +227,7 @@ def students(setup: Setup, snap: Snapshot, key: str) -> None:
                                     transfer_xy=None if arm == "scratch" else pts["transfer_xy"],
                                     height=PANEL_HEIGHT)
         layout.chart(fig, key=f"{key}.{arm}", where=col)
-        col.caption(ABOUT[arm])
+        col.caption(t(ABOUT[arm]))
 
 
 @st.fragment
@@ -234,9 +236,9 @@ def replay(result: PlaygroundResult) -> None:
     frames = result.frames
     panels = st.container()
     if len(frames) > 1:
-        i = st.select_slider("Replay the training", options=list(range(len(frames))), value=len(frames) - 1,
-                             format_func=lambda k: f"step {frames[k].step:,}", key=FRAME,
-                             help="Drag to watch the three students learn, from their first step to their last.")
+        i = st.select_slider(t("Replay the training"), options=list(range(len(frames))), value=len(frames) - 1,
+                             format_func=lambda k: t("step {step:,}", step=frames[k].step), key=FRAME,
+                             help=t("Drag to watch the three students learn, from their first step to their last."))
     else:
         i = 0
     with panels:
@@ -248,13 +250,14 @@ def results(result: PlaygroundResult, cfg: PlaygroundConfig) -> None:
     then = result.setup.config
     final = result.final
     if final.reason == "stopped":
-        st.warning(f"**Stopped run**: the students were stopped at step {final.step:,} of {final.total_steps:,}; "
-                   "below is what they had learnt by then.", icon="⏹️")
+        st.warning(t("**Stopped run**: the students were stopped at step {step:,} of {total:,}; below is what they "
+                     "had learnt by then.", step=final.step, total=final.total_steps), icon="⏹️")
     elif final.reason == "time limit":
-        st.info(f"This run hit its time limit at step {final.step:,} of {final.total_steps:,}.")
-    if names := [s.label for s in TABLE if s.name in changed(TABLE, then, cfg)]:
-        st.warning(f"**Stale results**: the settings changed since this run ({', '.join(names)}). Press Run to "
-                   "update the students.", icon="⚠️")
+        st.info(t("This run hit its time limit at step {step:,} of {total:,}.", step=final.step,
+                  total=final.total_steps))
+    if names := [t(s.label) for s in TABLE if s.name in changed(TABLE, then, cfg)]:
+        st.warning(t("**Stale results**: the settings changed since this run ({changed}). Press Run to update the "
+                     "students.", changed=", ".join(names)), icon="⚠️")
     replay(result)
     st.caption(verdict(result))
 
@@ -263,33 +266,36 @@ def verdict(result: PlaygroundResult) -> str:
     """One sentence on the final accuracies, from this run's own numbers."""
     acc = {arm: 100 * f.test_accuracy for arm, f in result.final.arms.items()}
     cfg, n_test = result.setup.config, len(result.setup.data.y_test)
-    text = (f"Test accuracy on {n_test:,} points: scratch {acc['scratch']:.1f} %, hard pseudo-labels "
-            f"{acc['hard']:.1f} % ({acc['hard'] - acc['scratch']:+.1f} points), soft targets {acc['soft']:.1f} % "
-            f"({acc['soft'] - acc['scratch']:+.1f}); the teacher {100 * result.setup.teacher.test_accuracy:.1f} %.")
+    text = t("Test accuracy on {n_test:,} points: scratch {scratch:.1f} %, hard pseudo-labels {hard:.1f} % "
+             "({hard_gain:+.1f} points), soft targets {soft:.1f} % ({soft_gain:+.1f}); the teacher {teacher:.1f} %.",
+             n_test=n_test, scratch=acc["scratch"], hard=acc["hard"], hard_gain=acc["hard"] - acc["scratch"],
+             soft=acc["soft"], soft_gain=acc["soft"] - acc["scratch"],
+             teacher=100 * result.setup.teacher.test_accuracy)
     if abs(acc["soft"] - acc["hard"]) < 1 and cfg.transfer > 200:
-        text += (f" With {cfg.transfer:,} transfer points the teacher's answers already carry almost everything; "
-                 "with fewer (say 50) its doubts count for more.")
+        text = t("{accuracies} With {transfer:,} transfer points the teacher's answers already carry almost "
+                 "everything; with fewer (say 50) its doubts count for more.", accuracies=text, transfer=cfg.transfer)
     return text
 
 
 def run_caption(cfg: PlaygroundConfig) -> str:
-    return (f"Run trains three {cfg.student} students for {cfg.steps:,} steps each: {cfg.labelled} of "
-            f"{cfg.points:,} points labelled, {cfg.transfer:,} transfer points, teacher {cfg.teacher}.")
+    return t("Run trains three {student} students for {steps:,} steps each: {labelled} of {points:,} points "
+             "labelled, {transfer:,} transfer points, teacher {teacher}.", student=cfg.student, steps=cfg.steps,
+             labelled=cfg.labelled, points=cfg.points, transfer=cfg.transfer, teacher=cfg.teacher)
 
 
 def describe_points() -> str:
-    return ("Large markers: the labelled points (colour and shape: their class). Grey dots: the transfer points, "
-            "which only the teacher labels. The same seed for the data, the points and the students' start.")
+    return t("Large markers: the labelled points (colour and shape: their class). Grey dots: the transfer points, "
+             "which only the teacher labels. The same seed for the data, the points and the students' start.")
 
 
 def run_button(where: Any, notice: Any, cfg: PlaygroundConfig, running: bool) -> bool:
     """The Run button (in ``where``); why it is off, if it is (in ``notice``). True when pressed."""
     why = check(cfg)
-    pressed = where.button("Run", type="primary", key="pg.run", disabled=running or bool(why), width="stretch",
-                           help="Gets the teacher (cached after its first run), then trains the three students "
-                                "side by side on the server's job pool.")
+    pressed = where.button(t("Run"), type="primary", key="pg.run", disabled=running or bool(why), width="stretch",
+                           help=t("Gets the teacher (cached after its first run), then trains the three students "
+                                  "side by side on the server's job pool."))
     if why:
-        notice.error(f"Run is off: {why}. Fix it in the settings.")
+        notice.error(t("Run is off: {why}. Fix it in the settings.", why=why))
     elif not layout.presenter():  # the projector's view keeps its height for the panels
         notice.caption(run_caption(cfg))
     return pressed
