@@ -2,9 +2,10 @@
 import streamlit as st
 
 from kdlab.ui import distill, layout, runner, settings, state
+from kdlab.ui.i18n import t
 
 layout.require_router()
-layout.header("Distill", "Train a small student to imitate a big teacher, and the same student without one.")
+layout.header(t("Distill"), t("Train a small student to imitate a big teacher, and the same student without one."))
 lab = settings.lab_settings_ui(mirror_url=True)
 distill.collect()
 
@@ -21,6 +22,6 @@ record = state.latest_run()
 if record is not None and not busy:
     distill.results(record, lab)
 elif record is None and not busy:
-    st.info("Choose the settings in the sidebar (or a preset on the Home page) and press **Run**.")
+    st.info(t("Choose the settings in the sidebar (or a preset on the Home page) and press **Run**."))
 
-layout.explain("What happens when you press Run?", "distill")
+layout.explain(t("What happens when you press Run?"), "distill")

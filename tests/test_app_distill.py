@@ -203,3 +203,32 @@ def test_one_job_a_session_across_pages_and_the_other_can_be_stopped(distill, fi
     finally:
         release.set()
     assert sweep.wait(10)
+
+
+def test_in_chinese_the_page_its_results_and_its_figures_are_chinese(app, finish_jobs, speak):
+    """?lang=zh: the page, the table, the verdict and the figures Plotly draws all read in Chinese after a run;
+    the widgets keep their keys and the numbers stay numbers."""
+    app.query_params.update({**TINY, "lang": "zh"})
+    app.run()  # app.py reads ?lang=zh
+    assert app.session_state["kd.lang"] == "zh"
+    speak(app).switch_page("pages/1_Distill.py").run()
+    assert not app.exception and not app.error
+    assert app.title[0].value == "蒸馏"
+    assert any("训练一个小的学生模型模仿大的教师模型" in c.value for c in app.caption)
+    assert app.button(key="run").label == "运行"
+    assert any(c.value.startswith("训练蒸馏的学生模型") for c in app.caption)  # what a press will train
+    speak(app).button(key="run").click().run()
+    finish_jobs(speak(app))
+    assert not app.exception and not app.error
+    table = app.table[0].value
+    assert list(table.index) == ["教师模型", "蒸馏的学生模型", "从零训练的学生模型"]
+    assert all(float(v) > 50 for v in table["测试准确率（%）"])
+    assert any("一个随机种子分不清提升和噪声" in m.value for m in [*app.success, *app.info])
+    curves = _spec(app, "curves")
+    assert curves["layout"]["xaxis"]["title"]["text"] == "优化步"
+    assert [a["text"] for a in curves["layout"]["annotations"]] == ["标签损失（CE）", "软目标损失（T²·KL）", "测试准确率"]
+    assert {d["name"] for d in curves["data"]} >= {"蒸馏的学生模型", "从零训练的学生模型", "教师模型"}
+    cm = _spec(app, "cm_teacher")
+    assert cm["layout"]["xaxis"]["title"]["text"] == "预测类别" and cm["layout"]["yaxis"]["title"]["text"] == "真实类别"
+    assert cm["data"][0]["x"] == [str(c) for c in range(10)]  # digits' class names stay digits
+    assert any("提升最多" in c.value for c in app.caption)

@@ -42,6 +42,27 @@ def test_runs_lists_session_and_stored_runs_and_overlays_them(app, finish_jobs, 
     assert not [e for e in other.expander if e.label == "Lecturer view"]  # no token set: no lecturer view
 
 
+def test_the_runs_page_in_chinese(app, finish_jobs, kdlab_cache, speak):
+    """?lang=zh: the Runs page's title, table columns, how a run ended, the overlay and the downloads are Chinese."""
+    app.query_params.update({"steps": "30", "teacher": "mlp:64", "student": "mlp:16", "lang": "zh"})
+    app.run()  # app.py reads ?lang=zh
+    speak(app).switch_page("pages/4_Runs.py").run()
+    assert not app.exception and app.title[0].value == "运行记录"
+    assert any("还没有运行记录" in i.value for i in app.info)
+    speak(app).switch_page("pages/1_Distill.py").run()
+    speak(app).button(key="run").click().run()
+    finish_jobs(app)
+    speak(app).switch_page("pages/4_Runs.py").run()
+    assert not app.exception and not app.error
+    table = app.dataframe[0].value
+    assert {"教师模型 %", "蒸馏 %", "从零训练 %", "提升（个百分点）", "结束方式", "本会话"} <= set(table.columns)
+    assert table["结束方式"].iloc[0] == "已完成" and table["本会话"].iloc[0]
+    assert any("次运行，最新的在前" in c.value for c in app.caption)
+    overlay = json.loads(next(c for c in app.get("plotly_chart") if "overlay" in c.proto.id).proto.spec)
+    assert overlay["layout"]["yaxis"]["title"]["text"] == "测试准确率"
+    assert overlay["data"][0]["name"].endswith(" · 蒸馏")
+    assert [d.label for d in app.download_button] == ["配置和结果（JSON）", "学生模型权重（safetensors）"]
+
 def test_the_lecturer_sees_every_students_runs_with_the_token(app, finish_jobs, kdlab_cache, monkeypatch):
     monkeypatch.setenv("KDLAB_LECTURER_TOKEN", "s3cret")
     app.query_params.update({"steps": "30", "teacher": "mlp:64", "student": "mlp:16"})

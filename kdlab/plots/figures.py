@@ -3,6 +3,9 @@
 Colours are defined once: one per model role (teacher, distilled, scratch) and one per class, so a class
 or a role looks the same in every chart of the app. Data go into figures as Python lists (not numpy
 arrays, which Plotly >= 6 base64-encodes), so a figure's JSON stays readable in tests.
+
+Texts are drawn in the reader's language (kdlab.base.i18n): the constants below are marked with ``N_`` and
+translated when a figure is built (so each reader gets their own), and class names go through ``names``.
 """
 from __future__ import annotations
 
@@ -13,9 +16,12 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from kdlab.base.i18n import N_, names, t
+
 # Okabe & Ito's colour-blind-safe palette: strong enough for a projector.
 ROLE_COLORS = {"teacher": "#0072B2", "distilled": "#D55E00", "scratch": "#009E73"}
-ROLE_NAMES = {"teacher": "teacher", "distilled": "distilled student", "scratch": "scratch student"}
+ROLE_NAMES = {"teacher": N_("teacher"), "distilled": N_("distilled student"), "scratch": N_("scratch student")}
+SHORT_ROLE_NAMES = {"teacher": N_("teacher"), "distilled": N_("distilled"), "scratch": N_("scratch")}  # a legend's tag
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # Tableau 10, cycled beyond ten classes
 # Changes (distilled − scratch) have their own colours, so a gain is never mistaken for a role: purple and gold
@@ -27,6 +33,7 @@ DASHES = ("solid", "dash", "dot", "dashdot")
 RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 FONT = dict(size=15)  # readable from the back of a classroom
 FONT_PRESENTER = dict(size=20)  # presenter mode: the projector's view (kdlab.ui.layout.chart applies it)
+HOVER_END = "<extra></extra>"  # ends a hover template: no trace name beside the box
 
 
 def for_presenter(fig: go.Figure) -> go.Figure:
@@ -64,7 +71,7 @@ def tint(hex_color: str, weight: float) -> str:
 
 # -- training curves ----------------------------------------------------------------------------------------
 
-CURVE_PANELS = ("Label loss (CE)", "Soft loss (T²·KL)", "Test accuracy")  # short: three fit a projector
+CURVE_PANELS = (N_("Label loss (CE)"), N_("Soft loss (T²·KL)"), N_("Test accuracy"))  # short: three fit a projector
 
 
 def training_curves(curves: dict[str, Any], teacher_accuracy: float | None = None) -> go.Figure:
@@ -73,12 +80,12 @@ def training_curves(curves: dict[str, Any], teacher_accuracy: float | None = Non
     the test accuracy of both with the teacher's as a dashed line, from 0 to 100 % so that a gap is drawn at
     its true size. ``curves[role]`` is a kdlab.base.record.Curve (or a dict with its fields); the loss points
     are window means of the steps since the previous point, so there are no cliffs at epoch boundaries."""
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07, subplot_titles=CURVE_PANELS)
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07, subplot_titles=[t(x) for x in CURVE_PANELS])
     for role in ("distilled", "scratch"):
         c = _fields(curves.get(role))
         if c is None:
             continue
-        style = dict(legendgroup=role, name=ROLE_NAMES[role], line=dict(color=ROLE_COLORS[role], width=3))
+        style = dict(legendgroup=role, name=t(ROLE_NAMES[role]), line=dict(color=ROLE_COLORS[role], width=3))
         if c["hard"] and any(h for h in c["hard"]):  # a student without labels has no hard loss
             fig.add_trace(go.Scatter(x=c["step"], y=c["hard"], mode="lines", showlegend=True,
                                      meta={"role": role, "metric": "hard"}, **style), 1, 1)
@@ -89,10 +96,10 @@ def training_curves(curves: dict[str, Any], teacher_accuracy: float | None = Non
                                  meta={"role": role, "metric": "test_accuracy"}, **style), 1, 3)
     if teacher_accuracy is not None:
         last = max((max(_fields(c)["step"] or [1]) for c in curves.values() if c is not None), default=1)
-        fig.add_trace(go.Scatter(x=[0, last], y=[teacher_accuracy] * 2, name="teacher", mode="lines",
+        fig.add_trace(go.Scatter(x=[0, last], y=[teacher_accuracy] * 2, name=t(ROLE_NAMES["teacher"]), mode="lines",
                                  line=dict(color=ROLE_COLORS["teacher"], dash="dash", width=3), legendgroup="teacher",
                                  meta={"role": "teacher", "metric": "test_accuracy"}), 1, 3)
-    fig.update_xaxes(title_text="optimizer step", rangemode="tozero")
+    fig.update_xaxes(title_text=t("optimizer step"), rangemode="tozero")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=3)
@@ -101,7 +108,7 @@ def training_curves(curves: dict[str, Any], teacher_accuracy: float | None = Non
                    margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.12, x=0))
 
 
-TEACHER_PANELS = ("The teacher's loss (cross-entropy)", "The teacher's test accuracy")
+TEACHER_PANELS = (N_("The teacher's loss (cross-entropy)"), N_("The teacher's test accuracy"))
 
 
 def teacher_training(curve: Any, total_steps: int) -> go.Figure:
@@ -109,13 +116,14 @@ def teacher_training(curve: Any, total_steps: int) -> go.Figure:
     optimizer steps, in the teacher's colour, on an axis to its last planned step, so the chart also shows how
     far it has come. ``curve`` is a kdlab.base.record.Curve (or a dict with its fields)."""
     c = _fields(curve)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=TEACHER_PANELS)
-    style = dict(line=dict(color=ROLE_COLORS["teacher"], width=3), showlegend=False, name=ROLE_NAMES["teacher"])
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=[t(x) for x in TEACHER_PANELS])
+    style = dict(line=dict(color=ROLE_COLORS["teacher"], width=3), showlegend=False,
+                 name=t(ROLE_NAMES["teacher"]))
     fig.add_trace(go.Scatter(x=c["step"], y=c["train_loss"], mode="lines",
                              meta={"role": "teacher", "metric": "train_loss"}, **style), 1, 1)
     fig.add_trace(go.Scatter(x=c["eval_step"], y=c["test_accuracy"], mode="lines+markers",
                              meta={"role": "teacher", "metric": "test_accuracy"}, **style), 1, 2)
-    fig.update_xaxes(title_text="optimizer step", range=[0, max(1, total_steps)])
+    fig.update_xaxes(title_text=t("optimizer step"), range=[0, max(1, total_steps)])
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
     fig.update_annotations(font=dict(size=FONT["size"]))
@@ -138,11 +146,11 @@ def overlay_curves(runs: Sequence[dict[str, Any]]) -> go.Figure:
         for role, dash in (("distilled", "solid"), ("scratch", "dash")):
             c = _fields(run.get(role))
             if c and c["eval_step"]:
-                fig.add_trace(go.Scatter(x=c["eval_step"], y=c["test_accuracy"], name=f"{run['label']} · {role}",
+                fig.add_trace(go.Scatter(x=c["eval_step"], y=c["test_accuracy"], name=f"{run['label']} · {t(SHORT_ROLE_NAMES[role])}",
                                          mode="lines+markers", line=dict(color=color, dash=dash, width=3),
                                          meta={"role": role, "run": i}))
-    fig.update_xaxes(title_text="optimizer step", rangemode="tozero")
-    fig.update_yaxes(title_text="test accuracy", tickformat=".0%", range=[0, 1.02])
+    fig.update_xaxes(title_text=t("optimizer step"), rangemode="tozero")
+    fig.update_yaxes(title_text=t("test accuracy"), tickformat=".0%", range=[0, 1.02])
     return _layout(fig, 440, legend=dict(orientation="v", yanchor="top", y=-0.2, x=0))
 
 
@@ -152,9 +160,9 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     """Counts, rows the true class and columns the prediction, shaded in the role's colour."""
     color = ROLE_COLORS[role]
     z = [list(map(int, r)) for r in confusion]
-    fig = go.Figure(go.Heatmap(z=z, x=list(classes), y=list(classes), text=_blank_zeros(z, "{}"),
+    fig = go.Figure(go.Heatmap(z=z, x=names(classes), y=names(classes), text=_blank_zeros(z, "{}"),
                                colorscale=[[0, "#ffffff"], [1, color]], texttemplate="%{text}", showscale=False,
-                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", meta={"role": role}))
+                               hovertemplate=t("true %{y}, predicted %{x}: %{z}") + HOVER_END, meta={"role": role}))
     return _square(fig, title)
 
 
@@ -163,10 +171,10 @@ def confusion_difference(distilled: Sequence[Sequence[int]], scratch: Sequence[S
     """distilled − scratch: purple where the distilled student predicts a cell more often, gold where less."""
     diff = (np.asarray(distilled, dtype=int) - np.asarray(scratch, dtype=int)).tolist()
     top = max(1, max(abs(v) for row in diff for v in row))
-    fig = go.Figure(go.Heatmap(z=diff, x=list(classes), y=list(classes), colorscale=DIVERGING, zmin=-top, zmax=top,
-                               text=_blank_zeros(diff, "{:+d}"), texttemplate="%{text}", showscale=False,
+    fig = go.Figure(go.Heatmap(z=diff, x=names(classes), y=names(classes), colorscale=DIVERGING, zmin=-top,
+                               zmax=top, text=_blank_zeros(diff, "{:+d}"), texttemplate="%{text}", showscale=False,
                                meta={"role": "difference"},
-                               hovertemplate="true %{y}, predicted %{x}: %{z:+d}<extra></extra>"))
+                               hovertemplate=t("true %{y}, predicted %{x}: %{z:+d}") + HOVER_END))
     return _square(fig, title)
 
 
@@ -176,8 +184,8 @@ def _blank_zeros(z: list[list[int]], fmt: str) -> list[list[str]]:
 
 
 def _square(fig: go.Figure, title: str, **kw: Any) -> go.Figure:
-    fig.update_xaxes(title_text="predicted", type="category", side="bottom")
-    fig.update_yaxes(title_text="true", type="category", autorange="reversed")
+    fig.update_xaxes(title_text=t("predicted"), type="category", side="bottom")
+    fig.update_yaxes(title_text=t("true"), type="category", autorange="reversed")
     return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"),
                    margin=dict(l=10, r=10, t=10 + 30 * bool(title), b=10), **kw)
 
@@ -185,12 +193,12 @@ def _square(fig: go.Figure, title: str, **kw: Any) -> go.Figure:
 def class_changes(delta: Sequence[float | None], classes: Sequence[str]) -> go.Figure:
     """Per-class test accuracy change (distilled − scratch, in points), each bar in its sign's colour."""
     y = [None if d is None or not math.isfinite(d) else 100 * d for d in delta]
-    fig = go.Figure(go.Bar(x=list(classes), y=y, marker_color=[SIGN_COLORS["loss" if (v or 0) < 0 else "gain"] for v in y],
+    fig = go.Figure(go.Bar(x=names(classes), y=y, marker_color=[SIGN_COLORS["loss" if (v or 0) < 0 else "gain"] for v in y],
                            text=["" if not v else f"{v:+.1f}" for v in y], textposition="outside", textangle=0,
                            cliponaxis=False,
-                           hovertemplate="class %{x}: %{y:+.1f} points<extra></extra>"))
-    fig.update_xaxes(type="category", title_text="class")
-    fig.update_yaxes(title_text="change (points)", zeroline=True, zerolinewidth=2)
+                           hovertemplate=t("class %{x}: %{y:+.1f} points") + HOVER_END))
+    fig.update_xaxes(type="category", title_text=t("class"))
+    fig.update_yaxes(title_text=t("change (points)"), zeroline=True, zerolinewidth=2)
     return _layout(fig, 300, showlegend=False)
 
 
@@ -203,8 +211,8 @@ def probabilities(classes: Sequence[str], bars: Sequence[dict[str, Any]], true_c
     fig = go.Figure()
     for b in bars:
         color = ROLE_COLORS.get(b["role"], "#555555")
-        fig.add_trace(go.Bar(x=list(classes), y=[float(p) for p in b["probs"]],
-                             name=f"{ROLE_NAMES.get(b['role'], b['role'])} · T={b['temperature']:g}",
+        fig.add_trace(go.Bar(x=names(classes), y=[float(p) for p in b["probs"]],
+                             name=f"{t(ROLE_NAMES.get(b['role'], b['role']))} · T={b['temperature']:g}",
                              marker_color=tint(color, 0.35) if b.get("faint") else color,
                              meta={"role": b["role"], "temperature": b["temperature"]}))
     if true_class is not None:
@@ -225,13 +233,13 @@ def entropy_curves(temperatures: Sequence[float], curves: Sequence[dict[str, Any
         fig.add_trace(go.Scatter(x=list(temperatures), y=list(c["entropy"]), name=c["label"], mode="lines",
                                  line=dict(color=class_color(c["class"]), width=3, dash=DASHES[i % len(DASHES)])))
     ceiling = math.log(num_classes)
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[ceiling] * 2, name="uniform (log C)", mode="lines",
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[ceiling] * 2, name=t("uniform (log C)"), mode="lines",
                              line=dict(dash="dot", color="#777777")))
     fig.add_trace(go.Scatter(x=[current] * 2, y=[0, ceiling], name=f"T = {current:g}", mode="lines",
                              line=dict(color=ROLE_COLORS["teacher"], width=2)))
-    ticks = [t for t in (0.5, 1, 2, 3, 5, 10, 20, 30) if lo <= t <= hi]
-    fig.update_xaxes(title_text="temperature T", type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks)
-    fig.update_yaxes(title_text="entropy (nats)", rangemode="tozero")
+    ticks = [x for x in (0.5, 1, 2, 3, 5, 10, 20, 30) if lo <= x <= hi]
+    fig.update_xaxes(title_text=t("temperature T"), type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks)
+    fig.update_yaxes(title_text=t("entropy (nats)"), rangemode="tozero")
     return _layout(fig, 340)
 
 
@@ -242,9 +250,9 @@ def similarity(matrix: Sequence[Sequence[float]], classes: Sequence[str], temper
     """Average soft targets per true class (rows) with the diagonal hidden: what remains is dark knowledge. The
     scale is fixed (0 to SIMILARITY_MAX), so moving T shows that mass grow instead of rescaling it away."""
     z = [[None if i == j else float(v) for j, v in enumerate(row)] for i, row in enumerate(matrix)]
-    fig = go.Figure(go.Heatmap(z=z, x=list(classes), y=list(classes), showscale=False, zmin=0, zmax=SIMILARITY_MAX,
-                               colorscale=[[0, "#ffffff"], [1, ROLE_COLORS["teacher"]]], texttemplate="%{z:.2f}",
-                               hovertemplate="true %{y}: p(%{x}) = %{z:.3f}<extra></extra>"))
+    fig = go.Figure(go.Heatmap(z=z, x=names(classes), y=names(classes), showscale=False, zmin=0,
+                               zmax=SIMILARITY_MAX, colorscale=[[0, "#ffffff"], [1, ROLE_COLORS["teacher"]]],
+                               texttemplate="%{z:.2f}", hovertemplate=t("true %{y}: p(%{x}) = %{z:.3f}") + HOVER_END))
     return _square(fig, "", meta={"temperature": temperature})
 
 
@@ -271,21 +279,21 @@ def sweep_heatmap(temperatures: Sequence[float], alphas: Sequence[float], z: Seq
     else:
         extra = dict(colorscale=[[0, "#ffffff"], [1, ROLE_COLORS["distilled"]]], zmin=0, zmax=100,
                      texttemplate="%{z:.1f}")
-    fig = go.Figure(go.Heatmap(z=pct, x=[f"{a:g}" for a in alphas], y=[f"{t:g}" for t in temperatures],
-                               showscale=False, hovertemplate="T=%{y}, α=%{x}: %{z:.2f}<extra></extra>", **extra))
-    fig.update_xaxes(title_text="α (weight of the soft term)", type="category")
-    fig.update_yaxes(title_text="temperature T", type="category")
+    fig = go.Figure(go.Heatmap(z=pct, x=[f"{a:g}" for a in alphas], y=[f"{x:g}" for x in temperatures],
+                               showscale=False, hovertemplate="T=%{y}, α=%{x}: %{z:.2f}" + HOVER_END, **extra))
+    fig.update_xaxes(title_text=t("α (weight of the soft term)"), type="category")
+    fig.update_yaxes(title_text=t("temperature T"), type="category")
     return _layout(fig, 360, title=dict(text=title, x=0.5, xanchor="center"), margin=dict(l=10, r=10, t=10 + 30 * bool(title), b=10))
 
 
 def fraction_bars(fractions: dict[str, float], title: str = "") -> go.Figure:
     """Horizontal bars of fractions (0..1+, e.g. a student's size as a fraction of its teacher's), labelled in %,
     on an axis from 0 to 100 % and beyond only if a fraction is."""
-    names, values = list(fractions), [float(v) for v in fractions.values()]
-    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=ROLE_COLORS["distilled"],
+    labels, values = list(fractions), [float(v) for v in fractions.values()]
+    fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", marker_color=ROLE_COLORS["distilled"],
                            text=[f"{100 * v:.0f} %" for v in values], textposition="outside", cliponaxis=False))
     fig.add_vline(x=1.0, line=dict(color=ROLE_COLORS["teacher"], dash="dash", width=2))
     fig.update_xaxes(range=[0, max(1.15, 1.15 * max(values))], tickformat=".0%")
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, 80 + 60 * len(names), showlegend=False, title=dict(text=title, x=0, xanchor="left"),
+    return _layout(fig, 80 + 60 * len(labels), showlegend=False, title=dict(text=title, x=0, xanchor="left"),
                    margin=dict(l=10, r=40, t=40 if title else 10, b=10))

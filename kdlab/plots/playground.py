@@ -10,6 +10,8 @@ orange and green differ by a CIELAB ΔE of 5 for a protanope (Machado et al. 200
 three Okabe-Ito colours here stay at least 52 apart for protanopes and deuteranopes (17 between blue and
 green for the rare tritanope); the confidence shading mixes every colour with white, which brings any two
 closer still. Each class also has its own marker shape, so the points never depend on colour alone.
+
+Titles and legends are drawn in the reader's language (kdlab.base.i18n), translated when a figure is built.
 """
 from __future__ import annotations
 
@@ -20,17 +22,19 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from kdlab.plots.figures import FONT, ROLE_COLORS, tint
+from kdlab.base.i18n import N_, names, t
+from kdlab.plots.figures import FONT, HOVER_END, ROLE_COLORS, tint
 
 REGION_COLORS = (ROLE_COLORS["teacher"], "#E69F00", ROLE_COLORS["scratch"], "#CC79A7")  # Okabe-Ito
 CLASS_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
 SHADE = (0.06, 0.72)  # share of the class colour (the rest white) at no / full confidence: a marked point stands out
 MAX_CONFIDENCE = 0.99  # codes are rounded to 2 decimals: c + 0.996 would round into class c + 1's band
 MAX_TRANSFER_DRAWN = 600  # enough to show where the data lie; fewer keeps a redraw's JSON small
-NO_TEMPLATE = pio.templates["none"].to_plotly_json()  # what template="none" becomes once validated
 TITLE_FONT = dict(size=19)  # "Hard pseudo-labels" fits a panel 190 px wide (four across a 1024 px projector)
-ARM_TITLES = {"scratch": "Scratch", "hard": "Hard pseudo-labels",
-              "soft": "Soft targets", "teacher": "Teacher"}
+ARM_TITLES = {"scratch": N_("Scratch"), "hard": N_("Hard pseudo-labels"),
+              "soft": N_("Soft targets"), "teacher": N_("Teacher")}
+FACTS_STYLE = "style='font-size:15px'"  # a title's second line: smaller than its first
+NO_TEMPLATE = pio.templates["none"].to_plotly_json()  # what template="none" becomes once validated
 
 
 def region_color(c: int) -> str:
@@ -41,7 +45,7 @@ def soft_field(logits: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(logits / T) over the last axis, in numpy: the teacher's soft targets at any T from logits
     computed once (no forward pass). (G, G, C) -> (G, G, C)."""
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        raise ValueError(t("temperature must be a finite number > 0, got {temperature!r}", temperature=temperature))
     z = np.asarray(logits, dtype=np.float32) / np.float32(temperature)
     z = np.exp(z - z.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
@@ -81,7 +85,7 @@ def boundary_figure(xs: Sequence[float], ys: Sequence[float], probs: np.ndarray,
     if transfer_xy is not None and len(transfer_xy):
         pts = np.asarray(transfer_xy)[:: max(1, math.ceil(len(transfer_xy) / MAX_TRANSFER_DRAWN))]
         traces.append(dict(type="scatter", x=_rounded(pts[:, 0]), y=_rounded(pts[:, 1]), mode="markers",
-                           name="transfer points", marker=dict(size=4.5, color="rgba(30,30,30,0.35)"),
+                           name=t("transfer points"), marker=dict(size=4.5, color="rgba(30,30,30,0.35)"),
                            hoverinfo="skip", meta={"kind": "transfer", "drawn_of": len(transfer_xy)}))
     if labelled_xy is not None and len(labelled_xy):
         traces += _labelled(np.asarray(labelled_xy), np.asarray(labelled_class), classes)
@@ -99,13 +103,14 @@ def boundary_figure(xs: Sequence[float], ys: Sequence[float], probs: np.ndarray,
 
 def _labelled(xy: np.ndarray, cls: np.ndarray, classes: Sequence[str]) -> list[dict]:
     out = []
-    for c, name in enumerate(classes):
+    for c, name in enumerate(names(classes)):
         pts = xy[cls == c]
         out.append(dict(
-            type="scatter", x=_rounded(pts[:, 0]), y=_rounded(pts[:, 1]), mode="markers", name=f"{name} (labelled)",
+            type="scatter", x=_rounded(pts[:, 0]), y=_rounded(pts[:, 1]), mode="markers",
+            name=t("{name} (labelled)", name=name),
             marker=dict(size=15, color=region_color(c), symbol=CLASS_SYMBOLS[c % len(CLASS_SYMBOLS)],
                         line=dict(color="#1a1a1a", width=2)),
-            hovertemplate=f"labelled: {name}<extra></extra>", meta={"kind": "labelled", "class": c}))
+            hovertemplate=t("labelled: {name}", name=name) + HOVER_END, meta={"kind": "labelled", "class": c}))
     return out
 
 
@@ -115,22 +120,27 @@ def arm_title(arm: str, test_accuracy: float | None = None, step: int | None = N
     short lines fit a quarter of a projector's width."""
     facts = []
     if test_accuracy is not None:
-        facts.append(f"{100 * test_accuracy:.1f} % test")
+        facts.append(_tested(test_accuracy))
     if step is not None:
-        facts.append(f"step {step}" + (f" / {total_steps}" if total_steps is not None else ""))
-    return _two_lines(ARM_TITLES.get(arm, arm), " · ".join(facts))
+        facts.append(t("step {step}", step=step) if total_steps is None
+                     else t("step {step} / {total}", step=step, total=total_steps))
+    return _two_lines(t(ARM_TITLES.get(arm, arm)), " · ".join(facts))
+
+
+def _tested(test_accuracy: float) -> str:
+    return t("{accuracy:.1f} % test", accuracy=100 * test_accuracy)
 
 
 def _two_lines(head: str, facts: str) -> str:
-    return head + (f"<br><span style='font-size:15px'>{facts}</span>" if facts else "")
+    return head + (f"<br><span {FACTS_STYLE}>{facts}</span>" if facts else "")
 
 
 def teacher_figure(xs: Sequence[float], ys: Sequence[float], logits: np.ndarray, temperature: float,
                    classes: Sequence[str], *, test_accuracy: float | None = None, **points) -> go.Figure:
     """The teacher's soft-target field at T (``logits`` (G, G, C) computed once on the grid): the higher T,
     the paler the plane, the more of the teacher's doubt near a boundary reaches the student."""
-    facts = "soft targets" + (f" · {100 * test_accuracy:.1f} % test" if test_accuracy is not None else "")
-    title = _two_lines(f"Teacher at T = {temperature:g}", facts)  # short: a quarter of a projector's width
+    facts = " · ".join([t("soft targets")] + ([_tested(test_accuracy)] if test_accuracy is not None else []))
+    title = _two_lines(t("Teacher at T = {temperature:g}", temperature=temperature), facts)  # short: a quarter of a projector's width
     return boundary_figure(xs, ys, soft_field(logits, temperature), classes, title, **points)
 
 

@@ -1,12 +1,18 @@
 """Did distillation help? A verdict over seeds that a class can trust: a gain is called clear only when every
 seed agrees and the mean exceeds the seed-to-seed spread; it is also counted in test images, since one image
-of digits' 360 is 0.28 points."""
+of digits' 360 is 0.28 points.
+
+A verdict's kind is data (the CLI's JSON, comparisons, tests): its English value stays, marked for the catalog,
+and a front end shows it with ``t(kind)``."""
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
 
-CLEAR_GAIN, CLEAR_LOSS, NO_CLEAR_DIFFERENCE, ONE_SEED = "clear gain", "clear loss", "no clear difference", "one seed"
+from kdlab.base.i18n import N_
+
+CLEAR_GAIN, CLEAR_LOSS = N_("clear gain"), N_("clear loss")
+NO_CLEAR_DIFFERENCE, ONE_SEED = N_("no clear difference"), N_("one seed")
 
 
 @dataclass(frozen=True)

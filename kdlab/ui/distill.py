@@ -9,6 +9,7 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
+from kdlab.base.i18n import translate
 from kdlab.base.record import RunRecord
 from kdlab.data import Dataset
 from kdlab.plots import figures as plots
@@ -20,6 +21,7 @@ from kdlab.runs.teacher import RunStopped
 from kdlab.runs.verdict import CLEAR_GAIN, CLEAR_LOSS, ONE_SEED, judge
 from kdlab.serve.jobs import Job
 from kdlab.ui import layout, live, resources, runner, settings, state
+from kdlab.ui.i18n import N_, language, names, t
 
 log = logging.getLogger(__name__)
 SLOT = "distill"
@@ -30,6 +32,7 @@ def distill_job(lab: Lab, data: Dataset) -> Callable[[Job], tuple[RunRecord, dic
     """The work of one Run press on a pool worker: every seed's twins, then the record (saved unless stopped)."""
     store = resources.run_store()
     owner = runner.session_owner()  # read here, on the session's thread: the worker has no session
+    lang = language()  # the same: the worker's messages are in the reader's language
 
     def fn(job: Job) -> tuple[RunRecord, dict]:
         t0 = time.perf_counter()
@@ -37,7 +40,8 @@ def distill_job(lab: Lab, data: Dataset) -> Callable[[Job], tuple[RunRecord, dic
         results = list(run_all(runs, data, on_progress=lambda k, role, ev: job.emit((k, role, ev)),
                                should_stop=job.should_stop, keep_stopped=True).values())
         if not results:
-            raise RunStopped("the run was stopped before its first student finished a step; nothing to show")
+            raise RunStopped(translate(N_("the run was stopped before its first student finished a step; nothing "
+                                          "to show"), lang))
         log.info("job %s: %d seed(s) trained in %.2f s after %.2f s in the queue", job.id, len(results),
                  time.perf_counter() - t0, (job.started or job.submitted) - job.submitted)
         record = dataclasses.replace(build_record(lab, results), owner=owner)
@@ -48,14 +52,15 @@ def distill_job(lab: Lab, data: Dataset) -> Callable[[Job], tuple[RunRecord, dic
             try:
                 record = store.save(record, first.distilled.model.state_dict(), outputs)
             except OSError as exc:
-                record.warnings.append(f"The run could not be saved to disk ({exc}); it stays in this session.")
+                record.warnings.append(translate(N_("The run could not be saved to disk ({error}); it stays in this "
+                                                    "session."), lang).format(error=exc))
         return record, {role: logits.numpy() for role, logits in outputs.items()}
 
     return fn
 
 
 def start(ls: settings.LabSettings) -> Job:
-    job = runner.submit(SLOT, distill_job(ls.lab, ls.data), label="distill")
+    job = runner.submit(SLOT, distill_job(ls.lab, ls.data), label=t("distill"))  # shown to its session only
     st.session_state[RUNNING] = ls.lab
     return job
 
@@ -83,46 +88,52 @@ def live_panel(job: Job, lab: Lab) -> None:
         teacher = live.teacher_events(events)
         layout.chart(plots.teacher_training(live.teacher_curve(teacher), teacher[-1].total_steps),
                      key="live_teacher")
-        st.caption("Live: the teacher learns first (window-mean loss, test accuracy at each evaluation). It is "
-                   "cached, so every later run with this teacher starts at once.")
+        st.caption(t("Live: the teacher learns first (window-mean loss, test accuracy at each evaluation). It "
+                     "is cached, so every later run with this teacher starts at once."))
     if curves := live.curves(events):
         layout.chart(plots.training_curves(curves), key="live_curves")
-        st.caption("Live: the students' losses and test accuracy as they train (the seed in progress).")
+        st.caption(t("Live: the students' losses and test accuracy as they train (the seed in progress)."))
 
 
 # -- results ------------------------------------------------------------------------------------------------
 
 def results(record: RunRecord, ls: settings.LabSettings) -> None:
     if record.reason == "stopped":
-        st.warning(f"**Stopped run**: {record.stopped}. The numbers below are what it had learnt by then.",
-                   icon="⏹️")
+        st.warning(t("**Stopped run**: {where}. The numbers below are what it had learnt by then.",
+                     where=record.stopped), icon="⏹️")
     elif changed := stale_settings(lab_of(record), ls.lab):
-        st.warning(f"**Stale results**: the settings changed since this run ({', '.join(changed)}). "
-                   "Press Run to update them.", icon="⚠️")
-    st.subheader(f"Results · {record.label}")
+        st.warning(t("**Stale results**: the settings changed since this run ({changed}). Press Run to update "
+                     "them.", changed=", ".join(t(label) for label in changed)), icon="⚠️")
+    st.subheader(t("Results · {label}", label=record.label))
     if record.reason == "time limit":
-        st.info(f"This run hit its time limit: {record.stopped}.")
+        st.info(t("This run hit its time limit: {where}.", where=record.stopped))
     for message in record.warnings:
         st.warning(message)
     st.table(results_table(record))  # a static table wraps on a 1024-wide projector; a dataframe clips columns
     d = record.distilled[0]
-    st.caption(f"{record.test_size} test images. The student has {record.teacher.params / d.params:.1f}× fewer "
-               "parameters than the teacher. Agreement: how often a student predicts the teacher's class.")
+    st.caption(t("{test_size} test images. The student has {ratio:.1f}× fewer parameters than the teacher. "
+                 "Agreement: how often a student predicts the teacher's class.", test_size=record.test_size,
+                 ratio=record.teacher.params / d.params))
     if (found := verdict(record)) is not None:
         kind, text = found
         (st.success if kind == CLEAR_GAIN else st.info)(text)
     layout.chart(plots.training_curves({"distilled": d.curve, "scratch": record.scratch[0].curve if record.scratch
                                         else None}, record.teacher.test_accuracy),
                  key="curves")
-    seed = f" (seed {d.seed})" if len(record.distilled) > 1 else ""
-    st.caption(f"Curves{seed}: each loss point is the mean since the previous one. Look for the distilled "
-               "student's test accuracy against the scratch student's, and the teacher's level.")
+    look = t("Look for the distilled student's test accuracy against the scratch student's, and the teacher's "
+             "level.")
+    if len(record.distilled) > 1:
+        st.caption(t("Curves (seed {seed}): each loss point is the mean since the previous one. {look}", seed=d.seed,
+                     look=look))
+    else:
+        st.caption(t("Curves: each loss point is the mean since the previous one. {look}", look=look))
     confusions(record)
 
 
-WHERE_KD_SHINES = ("With every training image a small student learns nearly as much from the labels alone. The "
-                   "teacher's soft targets matter most when the student sees few images (the *Few labels* "
-                   "preset, or a transfer-set size under Data) or never sees a class (the *Omitted class* preset).")
+WHERE_KD_SHINES = N_("With every training image a small student learns nearly as much from the labels alone. The "
+                      "teacher's soft targets matter most when the student sees few images (the *Default* "
+                      "preset, or a transfer-set size under Data) or never sees a class (the *Omitted class* "
+                      "preset).")
 
 
 def verdict(record: RunRecord) -> tuple[str, str] | None:
@@ -131,59 +142,67 @@ def verdict(record: RunRecord) -> tuple[str, str] | None:
         return None
     v = judge([m.test_accuracy for m in record.distilled], [m.test_accuracy for m in record.scratch], record.test_size)
     d, s = record.stats("distilled"), record.stats("scratch")
-    n = len(v.per_seed)
-    size = f"{v.gain * 100:+.1f} points, {v.images:+.0f} of {v.test_size} test images"
+    size = t("{points:+.1f} points, {images:+.0f} of {test_size} test images", points=100 * v.gain,
+             images=v.images, test_size=v.test_size)
+    values = dict(n=len(v.per_seed), distilled=100 * d.mean, scratch=100 * s.mean, size=size, spread=100 * v.spread)
     if v.kind == ONE_SEED:
-        text = (f"With one seed the distilled student scores {100 * d.mean:.1f} % against {100 * s.mean:.1f} % "
-                f"from scratch ({size}). One seed cannot tell a gain from noise: run 3 seeds.")
+        text = t("With one seed the distilled student scores {distilled:.1f} % against {scratch:.1f} % from scratch "
+                 "({size}). One seed cannot tell a gain from noise: run 3 seeds.", **values)
     elif v.kind == CLEAR_GAIN:
-        text = (f"Distillation helped, on every one of {n} seeds: {100 * d.mean:.1f} % against {100 * s.mean:.1f} % "
-                f"({size} on average; the seed-to-seed spread of the gain is ±{100 * v.spread:.1f}).")
+        text = t("Distillation helped, on every one of {n} seeds: {distilled:.1f} % against {scratch:.1f} % ({size} "
+                 "on average; the seed-to-seed spread of the gain is ±{spread:.1f}).", **values)
     elif v.kind == CLEAR_LOSS:
-        text = (f"The distilled student did worse on every one of {n} seeds: {100 * d.mean:.1f} % against "
-                f"{100 * s.mean:.1f} % ({size}; spread ±{100 * v.spread:.1f}).")
+        text = t("The distilled student did worse on every one of {n} seeds: {distilled:.1f} % against "
+                 "{scratch:.1f} % ({size}; spread ±{spread:.1f}).", **values)
     else:
-        text = (f"No clear difference over {n} seeds: {100 * d.mean:.1f} % against {100 * s.mean:.1f} % ({size}); "
-                f"the gain's seed-to-seed spread (±{100 * v.spread:.1f}) is as large as the gain.")
+        text = t("No clear difference over {n} seeds: {distilled:.1f} % against {scratch:.1f} % ({size}); the "
+                 "gain's seed-to-seed spread (±{spread:.1f}) is as large as the gain.", **values)
     if v.kind != CLEAR_GAIN and not record.config.transfer_size and not record.config.omit_classes:
-        text += " " + WHERE_KD_SHINES
+        text += " " + t(WHERE_KD_SHINES)
     return v.kind, text
 
 
+MODEL, PER_SEED = N_("model"), N_("per seed")  # the results table's index and its column of per-seed numbers
+
+
 def results_table(record: RunRecord) -> pd.DataFrame:
+    """One row per model; its labels (the index, the columns) in the reader's language."""
     rows = []
-    for name, models in (("teacher", [record.teacher]), ("distilled student", record.distilled),
-                         ("scratch student", record.scratch)):
+    for role, models in (("teacher", [record.teacher]), ("distilled", record.distilled),
+                         ("scratch", record.scratch)):
         if not models:
             continue
         acc = [100 * m.test_accuracy for m in models]
         spread = "" if len(acc) == 1 else f" ± {pd.Series(acc).std():.1f}"
-        rows.append({"model": name, "test accuracy (%)": f"{sum(acc) / len(acc):.1f}{spread}",
-                     "per seed": ", ".join(f"{a:.1f}" for a in acc) if len(acc) > 1 else "",
-                     "agrees with teacher (%)": f"{100 * sum(m.agreement for m in models) / len(models):.1f}",
-                     "parameters": f"{models[0].params:,}", "µs / example": f"{1e6 * models[0].latency_s:.2f}"})
-    table = pd.DataFrame(rows).set_index("model")
-    return table if len(record.distilled) > 1 else table.drop(columns="per seed")
+        rows.append({MODEL: t(plots.ROLE_NAMES[role]), N_("test accuracy (%)"): f"{sum(acc) / len(acc):.1f}{spread}",
+                     PER_SEED: ", ".join(f"{a:.1f}" for a in acc) if len(acc) > 1 else "",
+                     N_("agrees with teacher (%)"): f"{100 * sum(m.agreement for m in models) / len(models):.1f}",
+                     N_("parameters"): f"{models[0].params:,}",
+                     N_("µs / example"): f"{1e6 * models[0].latency_s:.2f}"})
+    table = pd.DataFrame(rows).set_index(MODEL)
+    table = table if len(record.distilled) > 1 else table.drop(columns=PER_SEED)
+    return table.rename(columns=t).rename_axis(t(MODEL))
 
 
 def confusions(record: RunRecord) -> None:
-    classes, scratch = record.classes, (record.scratch[0] if record.scratch else None)
+    classes, scratch = record.classes, (record.scratch[0] if record.scratch else None)  # figures translate classes
     roles = [("teacher", record.teacher), ("distilled", record.distilled[0]), ("scratch", scratch)]
     roles = [(role, m) for role, m in roles if m is not None]
-    st.markdown("#### Confusion matrices" + (f" (seed {record.distilled[0].seed})" if len(record.seeds) > 1 else ""))
+    st.markdown(t("#### Confusion matrices (seed {seed})", seed=record.distilled[0].seed) if len(record.seeds) > 1
+                else t("#### Confusion matrices"))
     cells = [*roles, ("difference", None)] if scratch is not None else roles
     for row in range(0, len(cells), 2):  # two a row: readable cells and unclipped titles on a 1024-wide projector
         for col, (role, m) in zip(st.columns(2), cells[row:row + 2]):
             if role == "difference":
-                col.markdown("**Distilled − scratch**")
+                col.markdown(t("**Distilled − scratch**"))
                 layout.chart(plots.confusion_difference(record.distilled[0].confusion, scratch.confusion, classes),
                              key="cm_diff", where=col)
             else:
-                col.markdown(f"**{plots.ROLE_NAMES[role].capitalize()} · {100 * m.test_accuracy:.1f} %**")
+                col.markdown(f"**{t(plots.ROLE_NAMES[role]).capitalize()} · {100 * m.test_accuracy:.1f} %**")
                 layout.chart(plots.confusion_figure(m.confusion, classes, "", role), key=f"cm_{role}", where=col)
-    st.caption("Rows: the true class; columns: the prediction. Off-diagonal cells are mistakes. In the difference, "
-               "purple: the distilled student predicts that cell more often than scratch; gold: less often "
-               "(more on the diagonal is better, more off it worse).")
+    st.caption(t("Rows: the true class; columns: the prediction. Off-diagonal cells are mistakes. In the "
+                 "difference, purple: the distilled student predicts that cell more often than scratch; gold: less "
+                 "often (more on the diagonal is better, more off it worse)."))
     if scratch is None:
         return
     delta = [None if a is None or b is None else a - b
@@ -193,25 +212,38 @@ def confusions(record: RunRecord) -> None:
 
 
 def gain_summary(delta: list[float | None], classes: list[str], k: int = 3) -> str:
-    """'Gained most: 8 (+5.6), …; lost most: 1 (−2.8), …' in accuracy points."""
-    ranked = sorted(((d, c) for d, c in zip(delta, classes) if d is not None), reverse=True)
-    fmt = lambda items: ", ".join(f"{c} ({100 * d:+.1f})" for d, c in items) or "none"  # noqa: E731
+    """'Gained most: 8 (+5.6), …; lost most: 1 (−2.8), …' in accuracy points, the classes in the reader's
+    language."""
+    ranked = sorted(((d, c) for d, c in zip(delta, names(classes)) if d is not None), reverse=True)
+    fmt = lambda items: ", ".join(f"{c} ({100 * d:+.1f})" for d, c in items) or t("none")  # noqa: E731
     gained = [x for x in ranked if x[0] > 0][:k]
     lost = [x for x in reversed(ranked) if x[0] < 0][:k]
-    return f"Per-class accuracy, distilled − scratch, in points. Gained most: {fmt(gained)}; lost most: {fmt(lost)}."
+    return t("Per-class accuracy, distilled − scratch, in points. Gained most: {gained}; lost most: {lost}.",
+             gained=fmt(gained), lost=fmt(lost))
 
 
 def run_controls(ls: settings.LabSettings, busy: bool) -> bool:
     """The Run button, with what a press will train beside it, or why it cannot run (next to the button, where
     the eye is, not only in the sidebar). True when pressed."""
     left, right = st.columns([1, 4])
-    pressed = left.button("Run", type="primary", key="run", disabled=busy or not ls.ok, width="stretch",
-                          help="Gets the teacher from the cache (or trains it), then trains the students.")
+    pressed = left.button(t("Run"), type="primary", key="run", disabled=busy or not ls.ok, width="stretch",
+                          help=t("Gets the teacher from the cache (or trains it), then trains the students."))
     if not ls.ok:
-        right.error(f"Run is off: {ls.error or 'the dataset is not available'}. Fix it in the sidebar.")
+        right.error(t("Run is off: {reason}. Fix it in the sidebar.",
+                      reason=ls.error or t("the dataset is not available")))
     else:
-        lab = ls.lab
-        what = "the distilled student and its scratch twin" if lab.scratch else "the distilled student"
-        seeds = f", for each of {lab.seeds} seeds" if lab.seeds > 1 else ""
-        right.caption(f"Trains {what}{seeds}: {settings.budget_text(lab)[1]}.")
+        right.caption(trains_text(ls.lab))
     return pressed
+
+
+def trains_text(lab: Lab) -> str:
+    """What a press of Run will train, and for how long."""
+    budget = settings.budget_text(lab)[1]
+    if lab.scratch:
+        if lab.seeds > 1:
+            return t("Trains the distilled student and its scratch twin, for each of {seeds} seeds: {budget}.",
+                     seeds=lab.seeds, budget=budget)
+        return t("Trains the distilled student and its scratch twin: {budget}.", budget=budget)
+    if lab.seeds > 1:
+        return t("Trains the distilled student, for each of {seeds} seeds: {budget}.", seeds=lab.seeds, budget=budget)
+    return t("Trains the distilled student: {budget}.", budget=budget)

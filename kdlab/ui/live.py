@@ -5,12 +5,13 @@ A Distill job emits ``(seed index, role, Event)``; role is "teacher", "distilled
 (kdlab.base.record.Curve); while it trains, the same Curve is built from the events of the seed in progress,
 so the live chart and the final one are drawn by one function. A cold teacher gets its own live curve and an
 estimate of the time left, from the rate measured so far (``seconds_left``): a class waiting for a teacher
-sees it learn, and for how much longer.
+sees it learn, and for how much longer. The lines are in the reader's language.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from kdlab.base.i18n import t  # not kdlab.ui.i18n: these functions stay free of Streamlit
 from kdlab.base.record import Curve
 from kdlab.runs.distill import curve_of
 from kdlab.base.lab import Lab
@@ -38,16 +39,21 @@ def progress(events: list[tuple[int, str, Event]], lab: Lab, elapsed: float | No
     """(fraction done in [0, 1], one line saying what is happening) from the latest event; while the teacher
     trains, with the time left when ``elapsed`` (seconds since the job started) allows an estimate."""
     if not events:
-        return 0.0, "Starting…"
+        return 0.0, t("Starting…")
     k, role, ev = events[-1]
     frac = ev.step / max(1, ev.total_steps)
     if role == TEACHER:
-        return frac, teacher_line(teacher_events(events), elapsed, "Training the teacher (it is then cached)")
+        return frac, teacher_line(teacher_events(events), elapsed, t("Training the teacher (it is then cached)"))
     roles = STUDENT_ROLES if lab.scratch else ("distilled",)
     part = (roles.index(role) + frac) / len(roles) if role in roles else frac
-    seed = f" (seed {k + 1} of {lab.seeds})" if lab.seeds > 1 else ""
-    name = "distilled student" if role == "distilled" else "scratch student"
-    return (k + part) / lab.seeds, f"Training the {name}{seed}: step {ev.step:,} of {ev.total_steps:,}"
+    values = dict(step=ev.step, total=ev.total_steps, seed=k + 1, seeds=lab.seeds)
+    if role == "distilled":
+        text = (t("Training the distilled student (seed {seed} of {seeds}): step {step:,} of {total:,}", **values)
+                if lab.seeds > 1 else t("Training the distilled student: step {step:,} of {total:,}", **values))
+    else:
+        text = (t("Training the scratch student (seed {seed} of {seeds}): step {step:,} of {total:,}", **values)
+                if lab.seeds > 1 else t("Training the scratch student: step {step:,} of {total:,}", **values))
+    return (k + part) / lab.seeds, text
 
 
 # -- a cold teacher ------------------------------------------------------------------------------------------
@@ -93,18 +99,21 @@ def time_left_text(seconds: float | None) -> str:
     if seconds is None:
         return ""
     if seconds < 10:
-        return "a few seconds left"
+        return t("a few seconds left")
     if seconds < 60:
-        return f"about {5 * round(seconds / 5)} s left"
+        return t("about {seconds} s left", seconds=5 * round(seconds / 5))
     minutes = seconds / 60
     shown = f"{round(2 * minutes) / 2:g}" if minutes < 10 else f"{round(minutes)}"
-    return f"about {shown} min left"
+    return t("about {minutes} min left", minutes=shown)
 
 
-def teacher_line(events: list[Event], elapsed: float | None, what: str = "Training the teacher") -> str:
-    """'Training the teacher: step 300 of 1,407 · about 40 s left' (no estimate before there is a rate)."""
+def teacher_line(events: list[Event], elapsed: float | None, what: str | None = None) -> str:
+    """'Training the teacher: step 300 of 1,407 · about 40 s left' (no estimate before there is a rate);
+    ``what`` replaces 'Training the teacher' (translated by the caller)."""
+    what = what or t("Training the teacher")
     if not events:
         return f"{what}…"
     ev = events[-1]
     left = time_left_text(seconds_left(events, elapsed))
-    return f"{what}: step {ev.step:,} of {ev.total_steps:,}" + (f" · {left}" if left else "")
+    line = t("{what}: step {step:,} of {total:,}", what=what, step=ev.step, total=ev.total_steps)
+    return f"{line} · {left}" if left else line

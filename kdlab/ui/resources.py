@@ -17,7 +17,9 @@ from kdlab.data import Dataset, load_dataset
 from kdlab.training.models import build_model, count_params
 from kdlab.stores.run_store import RunStore
 from kdlab.runs.teacher import Teacher, find_teacher
+from kdlab.base.i18n import LANGUAGES, translate
 from kdlab.ui import process
+from kdlab.ui.i18n import N_, language
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -25,10 +27,21 @@ _run_stores: dict[str, RunStore] = {}
 pool = process.pool  # re-exported: the pages' one pool
 
 
-@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+LOADING = N_("Loading the dataset…")
+
+
+def _load(name: str) -> Dataset:
+    return load_dataset(name)
+
+
+# One cache, whatever the language: Streamlit names a cache after its function's code, the same for each of these,
+# so a dataset is loaded (and held) once; only the spinner of a first load differs, in the reader's language.
+_loaders = {lang: st.cache_resource(_load, show_spinner=translate(LOADING, lang), max_entries=4) for lang in LANGUAGES}
+
+
 def dataset(name: str) -> Dataset:
     """A dataset loaded once per process (read-only tensors shared by every session)."""
-    return load_dataset(name)
+    return _loaders[language()](name)
 
 
 def run_store() -> RunStore:

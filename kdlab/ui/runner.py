@@ -20,6 +20,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from kdlab.serve.jobs import Busy, Job
 from kdlab.ui import resources
+from kdlab.ui.i18n import t
 
 POLL_SECONDS = 0.5  # a running job: at most two redraws a second per watching session
 QUEUED_POLL_SECONDS = 2.0  # a queued job: its place in the queue changes slowly
@@ -128,8 +129,8 @@ def _queued_poller(slot: str) -> None:
     info, stop = st.columns([4, 1])
     _stop_button(stop, job, slot)
     stats = resources.pool().stats()
-    info.info(f"Waiting for a free worker: you are number {resources.pool().position(job)} in the queue "
-              f"({stats['running']} of {stats['workers']} workers busy).")
+    info.info(t("Waiting for a free worker: you are number {position} in the queue ({running} of {workers} workers "
+                "busy).", position=resources.pool().position(job), running=stats["running"], workers=stats["workers"]))
 
 
 @st.fragment(run_every=POLL_SECONDS)
@@ -146,5 +147,5 @@ def _poller(slot: str, draw: Callable[[Job], None]) -> None:
 
 def _stop_button(where, job: Job, slot: str) -> None:
     stopping = job.should_stop()
-    where.button("Stopping…" if stopping else "Stop", key=f"stop.{slot}", on_click=job.stop, disabled=stopping,
+    where.button(t("Stopping…") if stopping else t("Stop"), key=f"stop.{slot}", on_click=job.stop, disabled=stopping,
                  width="stretch")

@@ -13,9 +13,13 @@ from kdlab.base.errors import KdlabError
 from kdlab.base.record import RunRecord
 from kdlab.plots import figures as plots
 from kdlab.ui import layout, resources, runner, state
+from kdlab.ui.i18n import N_, t
 
 
 LECTURER = "kd.lecturer"  # True once this session gave the lecturer's token (KDLAB_LECTURER_TOKEN)
+# The table's columns of percentages (the page formats them); like every column, shown translated.
+PERCENT_COLUMNS = (N_("teacher %"), N_("distilled %"), N_("scratch %"), N_("gain (points)"))
+ENDINGS = (N_("completed"), N_("stopped"), N_("time limit"))  # kdlab.base.record.REASONS, shown translated
 
 
 def all_runs() -> list[tuple[RunRecord, bool]]:
@@ -35,14 +39,14 @@ def lecturer_login() -> None:
     token = os.environ.get("KDLAB_LECTURER_TOKEN", "")
     if not token or st.session_state.get(LECTURER):
         return
-    with st.expander("Lecturer view"):
-        given = st.text_input("Lecturer token", type="password", key="runs.token",
-                              help="Shows every student's runs; the server's KDLAB_LECTURER_TOKEN.")
+    with st.expander(t("Lecturer view")):
+        given = st.text_input(t("Lecturer token"), type="password", key="runs.token",
+                              help=t("Shows every student's runs; the server's KDLAB_LECTURER_TOKEN."))
         if given and hmac.compare_digest(given.encode(), token.encode()):
             st.session_state[LECTURER] = True
             st.rerun()
         elif given:
-            st.error("That is not the lecturer token.")
+            st.error(t("That is not the lecturer token."))
 
 
 def key(run: RunRecord) -> str:
@@ -55,44 +59,47 @@ def name(run: RunRecord) -> str:
 
 
 def table(runs: list[tuple[RunRecord, bool]]) -> pd.DataFrame:
+    """One row per run; the column names (and how a run ended) in the reader's language."""
+    teacher, distilled, scratch, gain = PERCENT_COLUMNS
     rows = []
     for r, mine in runs:
         d, s = r.stats("distilled"), r.stats("scratch")
-        rows.append({"when": name(r).split(" · ")[0], "run": r.label, "teacher %": 100 * r.teacher.test_accuracy,
-                     "distilled %": 100 * d.mean, "scratch %": 100 * s.mean if s else None,
-                     "gain (points)": 100 * (d.mean - s.mean) if s else None, "seeds": len(r.distilled),
-                     "ended": r.reason, "this session": mine, "saved": bool(r.id)})
-    return pd.DataFrame(rows)
+        rows.append({N_("when"): name(r).split(" · ")[0], N_("run"): r.label, teacher: 100 * r.teacher.test_accuracy,
+                     distilled: 100 * d.mean, scratch: 100 * s.mean if s else None,
+                     gain: 100 * (d.mean - s.mean) if s else None, N_("seeds"): len(r.distilled),
+                     N_("ended"): t(r.reason), N_("this session"): mine, N_("saved"): bool(r.id)})
+    return pd.DataFrame(rows).rename(columns=t)
 
 
 def overlay(runs: list[tuple[RunRecord, bool]]) -> None:
     by_key = {key(r): r for r, _ in runs}
-    chosen = st.multiselect("Overlay the test-accuracy curves of", list(by_key), default=list(by_key)[:2],
+    chosen = st.multiselect(t("Overlay the test-accuracy curves of"), list(by_key), default=list(by_key)[:2],
                             format_func=lambda k: name(by_key[k]), key="runs.overlay")
     picked = [by_key[k] for k in chosen if k in by_key]
     if picked:
         fig = plots.overlay_curves([{"label": r.label, "distilled": r.distilled[0].curve,
                                      "scratch": r.scratch[0].curve if r.scratch else None} for r in picked])
         layout.chart(fig, key="overlay")
-        st.caption("One colour per run (its first seed): solid the distilled student, dashed the scratch student.")
+        st.caption(t("One colour per run (its first seed): solid the distilled student, dashed the scratch "
+                     "student."))
 
 
 def downloads(runs: list[tuple[RunRecord, bool]]) -> None:
     by_key = {key(r): r for r, _ in runs}
-    chosen = st.selectbox("Download a run", list(by_key), format_func=lambda k: name(by_key[k]), key="runs.download")
+    chosen = st.selectbox(t("Download a run"), list(by_key), format_func=lambda k: name(by_key[k]), key="runs.download")
     run = by_key.get(chosen, runs[0][0])
     left, right = st.columns(2)
     slug = run.id or "unsaved"
-    left.download_button("Config and results (JSON)", json.dumps(run.to_json(), indent=1),
+    left.download_button(t("Config and results (JSON)"), json.dumps(run.to_json(), indent=1),
                          file_name=f"kdlab-run-{slug}.json", mime="application/json", key="dl_json",
                          on_click="ignore", width="stretch")
     if not run.id:
-        right.caption("This run was not saved to disk, so its weights cannot be downloaded.")
+        right.caption(t("This run was not saved to disk, so its weights cannot be downloaded."))
         return
     try:  # read and verified here, so a damaged file is a message, never a download of error text
         weights = resources.run_store().weights_bytes(run.id)
     except KdlabError as exc:
-        right.error(f"The student's weights cannot be downloaded: {exc}")
+        right.error(t("The student's weights cannot be downloaded: {error}", error=exc))
         return
-    right.download_button("Student weights (safetensors)", weights, file_name=f"kdlab-student-{slug}.safetensors",
+    right.download_button(t("Student weights (safetensors)"), weights, file_name=f"kdlab-student-{slug}.safetensors",
                           mime="application/octet-stream", key="dl_weights", on_click="ignore", width="stretch")

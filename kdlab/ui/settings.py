@@ -21,6 +21,7 @@ from kdlab.runs.presets import DEFAULT_PRESET, get_preset
 from kdlab.training.engine import planned_steps
 from kdlab.training.losses import loss_info
 from kdlab.ui import forms, resources, state
+from kdlab.ui.i18n import t
 
 MAX_PARAMS = 5_000_000  # per model; mlp:1200-1200 on MNIST has 2.4 M
 
@@ -41,7 +42,8 @@ class LabSettings:
 
 
 def lab_settings_ui(names: Sequence[str] | None = None, *, mirror_url: bool = False,
-                    title: str = "Lab settings") -> LabSettings:
+                    title: str | None = None) -> LabSettings:
+    """``title``: the sidebar's heading (translated by the caller), 'Lab settings' by default."""
     table = LAB_SETTINGS if names is None else [s for s in LAB_SETTINGS if s.name in names]
     lab = state.lab()
     if mirror_url and (linked := forms.read_url(table, lab, get_preset(DEFAULT_PRESET).lab, validate_lab)):
@@ -49,7 +51,7 @@ def lab_settings_ui(names: Sequence[str] | None = None, *, mirror_url: bool = Fa
         state.set_lab(lab, None)
         state.reset_widgets()
     box = st.sidebar
-    box.header(title)
+    box.header(title or t("Lab settings"))
     notes = {"Models": _describe_models, "Loss": _describe_soft_targets, "Training": _describe_budget}
     new = normalised(forms.draw(LAB_SETTINGS, lab, state.LAB_PREFIX, box, names=names, notes=notes,
                                 options=_class_options(lab)))
@@ -94,21 +96,29 @@ def _check(lab: Lab, data: Dataset | None) -> str:
                 spec = getattr(lab.config, role)
                 count = resources.param_count(spec, data.input_shape, data.num_classes)
                 if count > MAX_PARAMS:  # a shared CPU server: one huge model would starve (or exhaust) everyone
-                    return f"the {role} {spec} has {count:,} parameters; the lab allows at most {MAX_PARAMS:,}"
+                    return too_large(role, spec, count)
     except KdlabError as exc:
         return str(exc)
     return ""
+
+
+def too_large(role: str, spec: str, count: int) -> str:
+    values = dict(spec=spec, count=count, limit=MAX_PARAMS)
+    if role == "teacher":
+        return t("the teacher {spec} has {count:,} parameters; the lab allows at most {limit:,}", **values)
+    return t("the student {spec} has {count:,} parameters; the lab allows at most {limit:,}", **values)
 
 
 def _describe_models(where, lab: Lab) -> None:
     """Parameter counts and the compression ratio under the architecture pickers."""
     try:
         data = resources.dataset(lab.config.dataset)
-        t, s = (resources.param_count(spec, data.input_shape, data.num_classes)
+        n_t, n_s = (resources.param_count(spec, data.input_shape, data.num_classes)
                 for spec in (lab.config.teacher, lab.config.student))
     except KdlabError:
         return  # the error is shown once, at the end of the sidebar and beside Run
-    where.caption(f"Teacher {t:,} parameters · student {s:,} · compression {t / s:.1f}×")
+    where.caption(t("Teacher {teacher:,} parameters · student {student:,} · compression {ratio:.1f}×", teacher=n_t,
+                    student=n_s, ratio=n_t / n_s))
 
 
 LOW_T = 1.5  # at or below it, a confident teacher's soft targets are nearly its one-hot answers
@@ -130,10 +140,10 @@ def _describe_soft_targets(where, lab: Lab) -> None:
     agree = (top.indices == data.y_train).float().mean().item()
     if top.values.mean().item() < 0.9:
         return
-    where.info(f"At T = {cfg.temperature:g} this teacher gives its training images a mean top probability of "
-               f"{top.values.mean().item():.2f}, and its answer is the label for {100 * agree:.1f} % of them: its "
-               "soft targets say little more than the labels, so α changes little. Raise T to let the small "
-               "probabilities of the other classes count.")
+    where.info(t("At T = {temperature:g} this teacher gives its training images a mean top probability of "
+                 "{top:.2f}, and its answer is the label for {agree:.1f} % of them: its soft targets say little "
+                 "more than the labels, so α changes little. Raise T to let the small probabilities of the other "
+                 "classes count.", temperature=cfg.temperature, top=top.values.mean().item(), agree=100 * agree))
 
 
 def _describe_budget(where, lab: Lab) -> None:
@@ -141,15 +151,20 @@ def _describe_budget(where, lab: Lab) -> None:
     steps, text = budget_text(lab)
     where.caption(text)
     if steps < MIN_SENSIBLE_STEPS:
-        where.warning(f"{steps} optimizer steps are too few to train a student: use {MIN_SENSIBLE_STEPS} or more.")
+        where.warning(t("{steps} optimizer steps are too few to train a student: use {least} or more.", steps=steps,
+                        least=MIN_SENSIBLE_STEPS))
 
 
 def budget_text(lab: Lab) -> tuple[int, str]:
     cfg = lab.config
     n = cfg.transfer_size or _train_size(cfg.dataset)
     per_epoch, total, epochs = planned_steps(n, cfg.train)
-    return total, (f"{total:,} steps per student = {epochs:,} epoch{'s' * (epochs != 1)} of {per_epoch} steps "
-                   f"({n:,} images, batch {cfg.train.batch_size})")
+    values = dict(total=total, epochs=epochs, per_epoch=per_epoch, n=n, batch=cfg.train.batch_size)
+    if epochs == 1:
+        return total, t("{total:,} steps per student = {epochs:,} epoch of {per_epoch} steps ({n:,} images, batch "
+                        "{batch})", **values)
+    return total, t("{total:,} steps per student = {epochs:,} epochs of {per_epoch} steps ({n:,} images, batch "
+                    "{batch})", **values)
 
 
 def _train_size(name: str) -> int:

@@ -12,6 +12,7 @@ import streamlit as st
 from kdlab.base.lab import Lab
 from kdlab.base.record import RunRecord
 from kdlab.runs.presets import DEFAULT_PRESET, get_preset
+from kdlab.ui.i18n import t
 
 LAB = "kd.lab"  # {"lab": Lab, "preset": str | None}
 LAB_PREFIX = "lab"  # the lab's widget keys: "lab.<setting name>"
@@ -46,7 +47,7 @@ def apply_preset(name: str) -> None:
     preset = get_preset(name)
     set_lab(preset.lab, preset.name)
     reset_widgets()
-    notify(f"Loaded the preset “{preset.name}”: {preset.summary}")
+    notify(t("Loaded the preset “{name}”: {summary}", name=t(preset.name), summary=t(preset.summary)))
 
 
 def reset_widgets() -> None:
