@@ -5,6 +5,7 @@ import pytest
 
 from kdlab.base.errors import ConfigError
 from kdlab.cli.bench import _PerExample, _TorchvisionStyle, run_bench
+from kdlab.cli.commands.bench import show
 
 
 def test_bench_quotes_medians_of_every_repeat_on_digits(kdlab_cache, torch_one_thread):
@@ -18,6 +19,8 @@ def test_bench_quotes_medians_of_every_repeat_on_digits(kdlab_cache, torch_one_t
     assert [len(v) for v in sweep["runs_s"].values()] == [2, 2]
     assert sweep["stacked_s"] == statistics.median(sweep["runs_s"]["stacked"])
     assert out["stacked"]["cells"] == 16 and sweep["max_accuracy_difference_pp"] <= 1.0
+    printed = show(out).splitlines()  # what `kdlab bench` prints: the stacked ratio too (issue 14)
+    assert printed[-1].startswith("16-cell sweep on digits") and f"{sweep['ratio']:.1f}x" in printed[-1]
 
 
 def test_reference_datasets_reproduce_kdlabs_normalised_inputs(digits):

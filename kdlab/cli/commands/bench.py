@@ -49,7 +49,16 @@ def show(out: dict[str, Any]) -> str:
         f"tutorial DataLoader loop: {out['tutorial_epoch_s']:.3f} s -> {out['speedup']:.1f}x slower",
         f"lean per-example loop: {out['lean_loop_epoch_s']:.3f} s -> {out['speedup_vs_lean_loop']:.1f}x slower",
         f"cached teacher load: {out['cached_teacher_load_s']:.3f} s; peak RSS {out['peak_rss_mb']:.0f} MB",
+        *_show_stacked(out.get("stacked", {})),
     ])
+
+
+def _show_stacked(st: dict[str, Any]) -> list[str]:
+    """One line per dataset of the stacked section: the 16-cell sweep serial against stacked, and their ratio."""
+    return [f"{st['cells']}-cell sweep on {name} ({st['student']}, {st['epochs']} epoch): serial {d['serial_s']:.2f} s, "
+            f"stacked {d['stacked_s']:.2f} s -> {d['ratio']:.1f}x (accuracies differ by at most "
+            f"{d['max_accuracy_difference_pp']:.1f} points)"
+            for name, d in st.items() if isinstance(d, dict) and "ratio" in d]
 
 
 # -- the Playground section (kdlab bench --playground) -------------------------------------------------------
