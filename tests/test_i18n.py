@@ -198,7 +198,7 @@ def test_fashion_class_names_are_translated() -> None:
     assert all(c in i18n.catalog("zh") for c in FASHION_CLASSES)
 
 
-@pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "assets").glob("*.md")))
+@pytest.mark.parametrize("page", sorted(p.name for p in (*(ROOT / "assets").glob("*.md"), *(ROOT / "assets").glob("*.svg"))))
 def test_every_page_text_has_a_chinese_twin(page: str) -> None:
     zh = ROOT / "assets" / "zh" / page
     assert zh.is_file(), f"assets/zh/{page} is missing"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from kdlab.runs.presets import get_preset, preset_names
-from kdlab.ui import join, layout, state  # light: the home page must not wait for torch to import
+from kdlab.ui import i18n, join, layout, state  # light: the home page must not wait for torch to import
 from kdlab.ui.i18n import N_, t
 
 PAGES = {"Playground": N_("Three students on 2-D data, live: from few labels, the teacher's answers, its soft "
@@ -31,7 +31,7 @@ def home() -> None:
         "alike (a 7 resembles a 1 more than an 8). Softened by a **temperature** T, its logits `t` become "
         "*soft targets* `softmax(t/T)`, and a smaller **student** with logits `s` learns from them "
         "(Hinton, Vinyals & Dean, 2015):"))
-    st.image(str(layout.ASSETS / "kd_diagram.svg"), width=760)
+    st.image(str(i18n.asset_path("kd_diagram.svg")), width=760)
     layout.when_imported("kdlab.training.losses", lambda: st.latex(loss_latex(cfg)))
     st.caption(t("The {loss} loss with the current settings: σ is the softmax, s the student's and t the teacher's "
                  "logits, y the label. In Hinton's loss α weights the soft term and T² keeps its gradients on the "

@@ -6,13 +6,14 @@ the session's language everywhere, also in the figures the plots layer draws. ``
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from kdlab.base.i18n import ASSETS, LANGUAGES, SOURCE, N_, language, names, read_language_from, t
 
-__all__ = ["LANG", "N_", "SOURCE", "asset", "language", "language_switch", "names", "set_from_url", "t"]
+__all__ = ["LANG", "N_", "SOURCE", "asset", "asset_path", "language", "language_switch", "names", "set_from_url", "t"]
 LANG = "kd.lang"  # the session's language
 
 
@@ -51,3 +52,8 @@ def _asset(name: str, lang: str) -> str:
 def asset(name: str) -> str:
     """The page text ``assets/<name>`` in the session's language."""
     return _asset(name, language())
+
+
+def asset_path(name: str) -> Path:
+    """The file ``assets/<name>`` in the session's language (an image with words in it)."""
+    return ASSETS / name if language() == SOURCE else ASSETS / language() / name
