@@ -44,6 +44,19 @@ def test_confusion_and_difference_matrices():
     assert diff["z"] == [[1, -1, 0], [0, 0, 0], [1, 0, -1]] and diff["zmin"] == -1 and diff["zmax"] == 1
 
 
+def test_the_bars_built_unvalidated_are_a_valid_figure_and_take_presenter_mode():
+    """plots.probabilities skips Plotly's validation for speed: the same figure must pass it, presenter mode too."""
+    import plotly.graph_objects as go
+
+    bars = [{"probs": [0.2, 0.3, 0.5], "role": "teacher", "temperature": 1.0, "faint": True},
+            {"probs": [0.1, 0.2, 0.7], "role": "distilled", "temperature": 4.0}]
+    fig = plots.probabilities(CLASSES, bars, 1)
+    checked = go.Figure(fig.to_dict())  # raises on any property Plotly does not know
+    assert checked.to_dict() == fig.to_dict()
+    assert checked.layout.shapes[0].x0 == 1 and checked.layout.yaxis.range == (0, 1)
+    assert plots.for_presenter(fig).layout.font.size == plots.FONT_PRESENTER["size"]
+
+
 def test_probabilities_entropy_similarity_and_sweep():
     probs = _spec(plots.probabilities(CLASSES, [{"probs": [0.2, 0.3, 0.5], "role": "teacher", "temperature": 4.0}], 2))
     assert probs["data"][0]["y"] == [0.2, 0.3, 0.5] and probs["data"][0]["meta"]["temperature"] == 4.0

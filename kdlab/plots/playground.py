@@ -20,10 +20,9 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 
 from kdlab.base.i18n import N_, names, t
-from kdlab.plots.figures import FONT, HOVER_END, ROLE_COLORS, tint
+from kdlab.plots.figures import FONT, HOVER_END, NO_TEMPLATE, ROLE_COLORS, tint
 
 REGION_COLORS = (ROLE_COLORS["teacher"], "#E69F00", ROLE_COLORS["scratch"], "#CC79A7")  # Okabe-Ito
 CLASS_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
@@ -34,7 +33,6 @@ TITLE_FONT = dict(size=19)  # "Hard pseudo-labels" fits a panel 190 px wide (fou
 ARM_TITLES = {"scratch": N_("Scratch"), "hard": N_("Hard pseudo-labels"),
               "soft": N_("Soft targets"), "teacher": N_("Teacher")}
 FACTS_STYLE = "style='font-size:15px'"  # a title's second line: smaller than its first
-NO_TEMPLATE = pio.templates["none"].to_plotly_json()  # what template="none" becomes once validated
 
 
 def region_color(c: int) -> str:

@@ -16,7 +16,8 @@ _threads_set = False
 _warming = False
 _warm = threading.Event()  # set once the warm-up thread has finished
 WARM_MODULES = ("torch", "kdlab.training.losses", "plotly.graph_objects", "kdlab.ui.settings", "kdlab.ui.distill",
-                "kdlab.ui.temperature")
+                "kdlab.ui.temperature",
+                "sklearn.datasets")  # the default dataset's loader (digits): ~1 s of scipy imports on a first visit
 
 
 def init_process() -> None:
