@@ -1,6 +1,5 @@
 """The app's server: Streamlit's own `streamlit run app.py`, in a process that imports torch and the pages'
-modules in the background while the server starts, so the first visitor of a fresh server does not wait
-seconds for them. `kdlab serve` runs this module (python -m kdlab.ui.serve --host ... --port ...).
+modules before the server answers, so the first visitor of a fresh server does not wait seconds for them. `kdlab serve` runs this module (python -m kdlab.ui.serve --host ... --port ...).
 
 The bind address is an explicit choice: loopback by default (only this machine can connect); a class needs
 ``--host 0.0.0.0``, which lets every machine that can reach this one use the app (README, "Classroom use").
@@ -19,6 +18,7 @@ from pathlib import Path
 from kdlab.ui import join
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
+WARM_TIMEOUT_S = 60.0  # past this (a very busy machine) the server starts anyway; the pages import what they need
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from kdlab.ui import process
 
-    process.warm_up()  # a background thread: torch and the pages' modules, while the server starts
+    # torch, the pages' modules and the default dataset's loader (~3 s) before the server answers: once it is
+    # healthy, a first visit of a training page renders at once instead of waiting for them
+    print("kdlab: importing torch and the lab's modules ...", file=sys.stderr, flush=True)
+    process.warm_up()
+    process.wait_warm(WARM_TIMEOUT_S)
     sys.argv = ["streamlit", "run", str(APP), "--server.address", a.host, "--server.port", str(a.port),
                 "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
     return streamlit_cli.main()

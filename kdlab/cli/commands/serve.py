@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="start the app (loopback by default; --host 0.0.0.0 for a class)",
-                       description="The app's server; it imports torch in the background while it starts.")
+                       description="The app's server; it imports torch and the pages' modules before it answers (a first visit renders at once).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine "
                                                        "only; 0.0.0.0: every network interface, for a class)")
     p.add_argument("--port", type=int, default=8501, help="default: 8501")
