@@ -62,5 +62,5 @@ def loss_latex(cfg) -> str:
     values = ([f"T = {cfg.temperature:g}"] if info.uses_temperature else []) + \
         ([rf"\alpha = {cfg.alpha:g}"] if info.uses_alpha else []) + \
         [f"{p.symbol} = {cfg.loss_params.get(name, p.default):g}" for name, p in info.params.items()]
-    where = r"\quad\text{with }" + r",\ ".join(values) if values else ""
+    where = r"\quad\text{" + t("with") + " }" + r",\ ".join(values) if values else ""
     return f"L = {info.formula}{where}"
