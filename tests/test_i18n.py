@@ -198,6 +198,20 @@ def test_fashion_class_names_are_translated() -> None:
     assert all(c in i18n.catalog("zh") for c in FASHION_CLASSES)
 
 
+def test_the_chinese_keeps_the_bold_and_the_code_of_the_english() -> None:
+    """Rendered as CommonMark (Streamlit's markdown), each translation has the English's bold and code spans:
+    ``**请留意：**{what}`` showed its asterisks (a closing ``**`` after a full-width colon needs a space or
+    punctuation after it). Italics may become quotation marks, as Chinese prefers."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark")
+
+    def spans(text: str) -> list[str]:
+        return sorted(re.findall(r"<(strong|code)>", md.render(re.sub(r"\{[^{}]*\}", "X7", text))))
+    differ = [(en, zh) for en, zh in i18n.catalog("zh").items() if spans(en) != spans(zh)]
+    assert differ == []
+
+
 @pytest.mark.parametrize("page", sorted(p.name for p in (*(ROOT / "assets").glob("*.md"), *(ROOT / "assets").glob("*.svg"))))
 def test_every_page_text_has_a_chinese_twin(page: str) -> None:
     zh = ROOT / "assets" / "zh" / page
