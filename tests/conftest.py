@@ -43,6 +43,29 @@ def digits():
     return load_dataset("digits")
 
 
+@pytest.fixture(scope="session")
+def teacher_logits(digits):
+    """(train, test) logits of a small real teacher (mlp:100, 5 epochs on digits, > 90 % test accuracy),
+    trained once for the whole run: soft targets for the trainers' tests."""
+    import torch
+
+    from kdlab.base.config import TrainConfig
+    from kdlab.training.engine import Split, train
+    from kdlab.training.losses import make_loss
+    from kdlab.training.metrics import accuracy, predict_logits
+    from kdlab.training.models import build_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    teacher = build_model("mlp:100", digits.input_shape, digits.num_classes)
+    list(train(teacher, Split(digits.x_train, digits.y_train), make_loss("hinton", alpha=0.0),
+               TrainConfig(epochs=5, lr=1e-2)))
+    torch.set_num_threads(threads)
+    assert accuracy(predict_logits(teacher, digits.x_test), digits.y_test) > 0.9
+    return predict_logits(teacher, digits.x_train), predict_logits(teacher, digits.x_test)
+
+
 @pytest.fixture
 def kdlab_cache(tmp_path, monkeypatch):
     """A fresh KDLAB_CACHE_DIR under tmp_path (nothing touches ~/.cache) and an empty in-memory teacher LRU."""
@@ -70,6 +93,18 @@ def torch_one_thread():
 # --- app fixtures (tests/test_app_*.py, test_plots, test_presets, test_runstore, test_sweep, test_browser) ---
 
 APP_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """``kdlab *argv`` in this process: (exit status, stdout, stderr); the CLI tests' one way to call it."""
+    from kdlab.cli.main import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cli
 from kdlab.data import sources as data_sources
 from kdlab.stores.teacher_cache import TeacherStore
 from kdlab.cli.main import main
@@ -29,15 +30,6 @@ TINY = ["--dataset", "digits", "--arch", "mlp:32", "--epochs", "2", "--lr", "0.0
 def _isolated(kdlab_cache, torch_one_thread, monkeypatch):
     for var in ("KDLAB_DATA_DIR", "KDLAB_MNIST_MIRROR", "KDLAB_FASHION_MNIST_MIRROR"):
         monkeypatch.delenv(var, raising=False)
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_json_object(out: str) -> dict:

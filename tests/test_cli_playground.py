@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kdlab.cli.main import main
+from conftest import cli
 from kdlab.runs import playground as pg
 
 QUICK = ["--steps", "100", "--grid", "20", "--frames", "2", "--quiet"]
@@ -15,15 +15,6 @@ QUICK = ["--steps", "100", "--grid", "20", "--frames", "2", "--quiet"]
 @pytest.fixture(autouse=True)
 def _isolated(kdlab_cache, torch_one_thread, monkeypatch):
     monkeypatch.setattr(pg, "TEACHER_STEPS", 300)  # the command, not the teacher's accuracy, is under test
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_json_has_the_three_arms_per_seed_and_the_teacher(capsys):

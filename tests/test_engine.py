@@ -318,18 +318,6 @@ def test_nan_inputs_diverge_cleanly(digits):
 # ----------------------------------------------------------------------------------- unlabelled transfer
 
 
-@pytest.fixture(scope="module")
-def teacher_logits(digits):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    teacher = build_model("mlp:100", digits.input_shape, digits.num_classes)
-    list(train(teacher, Split(digits.x_train, digits.y_train), CE, TrainConfig(epochs=5, lr=1e-2)))
-    torch.set_num_threads(threads)
-    assert accuracy(predict_logits(teacher, digits.x_test), digits.y_test) > 0.9
-    return predict_logits(teacher, digits.x_train), predict_logits(teacher, digits.x_test)
-
-
 @pytest.mark.parametrize("loss, good", [("soft-only", 0.8), ("hinton", 0.8), ("logit-mse", 0.5)])
 def test_unlabelled_transfer_set(digits, teacher_logits, loss, good):
     """Soft targets alone (y=None): the student learns to agree with the teacher (logit regression is slower)."""

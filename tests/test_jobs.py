@@ -211,8 +211,9 @@ def test_a_full_queue_refuses_politely():
     gate.release()
 
 
-def test_a_real_training_run_through_the_pool(digits):
-    """The pool and the engine together: should_stop reaches the training loop."""
+def _endless_training(digits):
+    """A job body: a real training run on digits for 10 000 epochs, ended by the job's Stop or time limit; it
+    returns how the run ended."""
     from kdlab.base.config import TrainConfig
     from kdlab.training.engine import Split, train
     from kdlab.training.losses import make_loss
@@ -224,6 +225,12 @@ def test_a_real_training_run_through_the_pool(digits):
                            TrainConfig(epochs=10_000), should_stop=job.should_stop):
             job.emit(event)
         return job.events[-1].reason
+    return body
+
+
+def test_a_real_training_run_through_the_pool(digits):
+    """The pool and the engine together: should_stop reaches the training loop."""
+    body = _endless_training(digits)
 
     pool = JobPool(size=1)
     job = pool.submit(body)
@@ -370,17 +377,7 @@ def test_a_job_ends_at_its_time_limit():
 
 
 def test_a_real_training_run_ends_at_the_jobs_time_limit(digits):
-    from kdlab.base.config import TrainConfig
-    from kdlab.training.engine import Split, train
-    from kdlab.training.losses import make_loss
-    from kdlab.training.models import build_model
-
-    def body(job):
-        model = build_model("mlp:32", digits.input_shape, digits.num_classes)
-        for event in train(model, Split(digits.x_train, digits.y_train), make_loss("hinton", alpha=0.0),
-                           TrainConfig(epochs=10_000), should_stop=job.should_stop):
-            job.emit(event)
-        return job.events[-1].reason
+    body = _endless_training(digits)
 
     pool = JobPool(size=1, job_seconds=0.5)
     job = pool.submit(body)

@@ -37,18 +37,6 @@ def _isolated(kdlab_cache, torch_one_thread, monkeypatch):
     monkeypatch.setattr(engine, "LEAN", False)  # the reference is engine.train's autograd loop, not a stack of one
 
 
-@pytest.fixture(scope="module")
-def teacher_logits(digits):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    teacher = build_model("mlp:64", digits.input_shape, digits.num_classes)
-    list(train(teacher, Split(digits.x_train, digits.y_train), CE, TrainConfig(epochs=5, lr=1e-2)))
-    torch.set_num_threads(threads)
-    assert accuracy(predict_logits(teacher, digits.x_test), digits.y_test) > 0.9
-    return predict_logits(teacher, digits.x_train), predict_logits(teacher, digits.x_test)
-
-
 # (loss, T, alpha, params, seed, labelled, has teacher): students of one size-300 transfer set per seed
 MIX = [("hinton", 4.0, 0.9, {}, 0, True, True),
        ("hinton", 4.0, 0.0, {}, 0, True, False),  # the scratch twin of the first: same seed, rows and weights
