@@ -95,6 +95,17 @@ def torch_one_thread():
 APP_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
+class StopAfter:
+    """should_stop() that turns true on its (k+1)-th call: the trainers ask it once before each step."""
+
+    def __init__(self, k: int):
+        self.k, self.calls = k, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls > self.k
+
+
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
     """``kdlab *argv`` in this process: (exit status, stdout, stderr); the CLI tests' one way to call it."""
     from kdlab.cli.main import main

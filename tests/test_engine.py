@@ -7,6 +7,7 @@ import time
 import pytest
 import torch
 
+from conftest import StopAfter
 from kdlab.training import engine
 from kdlab.base.config import TrainConfig
 from kdlab.training.engine import Event, Split, lr_at, make_optimizer, train
@@ -214,17 +215,6 @@ def test_batches_pair_inputs_labels_and_teacher_logits(digits):
 
 
 # -------------------------------------------------------------------------------------------- stopping
-
-
-class StopAfter:
-    """should_stop() that turns true on its (k+1)-th call."""
-
-    def __init__(self, k: int):
-        self.k, self.calls = k, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls > self.k
 
 
 def test_stop_mid_epoch(digits):

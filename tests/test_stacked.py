@@ -17,6 +17,7 @@ import time
 import pytest
 import torch
 
+from conftest import StopAfter
 from kdlab.base.config import DistillConfig, TrainConfig
 from kdlab.base.errors import TrainingDivergedError
 from kdlab.runs import batch
@@ -133,15 +134,6 @@ def test_weights_belong_to_each_model_after_training(digits, teacher_logits):
     assert a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr()
     assert a.untyped_storage().nbytes() == a.numel() * 4  # its own storage, not a view into the stack
     assert not torch.equal(a, b)  # the distilled and scratch twins started equal and learnt differently
-
-
-class StopAfter:
-    def __init__(self, k: int):
-        self.k, self.calls = k, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls > self.k
 
 
 def test_a_stop_ends_every_student_at_one_step_and_keeps_the_epoch(digits, teacher_logits):

@@ -31,7 +31,7 @@ from kdlab.serve.jobs import Job
 from kdlab.training.losses import entropy, soft_targets
 from kdlab.training.metrics import latency_per_example
 from kdlab.training.models import build_model, count_params, macs_per_example
-from kdlab.ui import distill, forms, layout, resources, runner
+from kdlab.ui import distill, forms, layout, resources, runner, temperature
 from kdlab.ui.i18n import N_, names, t
 
 STEP = "kd.lesson.step"
@@ -197,10 +197,7 @@ def _dark_knowledge() -> None:
     _bars(data, teacher, i, [1.0, 4.0], "lesson.dark")
     st.markdown(t("**What the teacher finds alike**: its soft targets at T = 4, averaged per true class (diagonal "
                   "hidden)"))
-    sums = torch.zeros(data.num_classes, data.num_classes).index_add_(0, data.y_test,
-                                                                     soft_targets(teacher.test_logits, 4.0))
-    counts = torch.bincount(data.y_test, minlength=data.num_classes).clamp(min=1)[:, None]
-    layout.chart(plots.similarity((sums / counts).tolist(), classes, 4.0), key="lesson.similarity")
+    layout.chart(temperature.class_similarity(data, teacher, 4.0), key="lesson.similarity")
 
 
 def _temperature() -> None:
