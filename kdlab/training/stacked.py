@@ -323,9 +323,9 @@ def _loop(stack: _Stack, ss: Sequence[Student], sources: list[_Source], data: Sp
     step, reason = 0, "completed"
     last = None  # the previous epoch's running means: evaluated if a stop falls due right after it
 
+    for s in ss:  # once: the step reads the stacked weights, and evaluation restores the mode it found
+        s.model.train()
     for epoch in range(1, epochs + 1):
-        for s in ss:
-            s.model.train()
         for src in sources:
             src.batches = src.rows[torch.randperm(n, generator=src.gen)].split(cfg.batch_size)
         window, whole = _Running(k), _Running(k)
