@@ -1,6 +1,7 @@
 """Sweep: a grid over temperature × alpha (× seeds) for the chosen teacher/student pair."""
 import streamlit as st
 
+from kdlab.runs.sweep import MAX_CELLS
 from kdlab.ui import layout, runner, settings, state, sweep
 from kdlab.ui.i18n import t
 
@@ -15,7 +16,11 @@ st.caption(t("{n} distillation runs, plus one scratch student per seed; {budget}
 
 job = runner.current(sweep.SLOT)
 busy = job is not None and job.active
-if st.button(t("Run sweep"), type="primary", key="run_sweep", disabled=busy or not lab.ok or n == 0):
+too_many = n > MAX_CELLS  # run_sweep refuses them too (a forged widget value)
+if too_many:
+    st.warning(t("{total} runs is more than the {most} a sweep may have; drop some values", total=n,
+                 most=MAX_CELLS))
+if st.button(t("Run sweep"), type="primary", key="run_sweep", disabled=busy or not lab.ok or n == 0 or too_many):
     with layout.errors_as_messages():
         sweep.start(lab, grid)
         st.rerun()

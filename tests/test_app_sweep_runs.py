@@ -24,6 +24,19 @@ def test_a_small_sweep_draws_both_heatmaps(app, finish_jobs):
     assert app.download_button[0].label == "Download CSV"
 
 
+def test_a_grid_too_large_is_explained_and_cannot_run(app):
+    """12 T x 7 alpha = 84 runs, over the 60 a sweep may have: a warning says so and Run sweep is disabled."""
+    from kdlab.runs.sweep import ALPHA_OPTIONS, MAX_CELLS, T_OPTIONS
+
+    app.switch_page("pages/3_Sweep.py").run()
+    app.multiselect(key="sweep.temperatures").set_value(list(T_OPTIONS)).run()
+    app.multiselect(key="sweep.alphas").set_value(list(ALPHA_OPTIONS)).run()
+    assert len(T_OPTIONS) * len(ALPHA_OPTIONS) > MAX_CELLS
+    assert any(w.value.startswith(f"{len(T_OPTIONS) * len(ALPHA_OPTIONS)} runs is more than the {MAX_CELLS}")
+               for w in app.warning)
+    assert app.button(key="run_sweep").disabled and not app.exception
+
+
 def test_runs_lists_session_and_stored_runs_and_overlays_them(app, finish_jobs, kdlab_cache):
     app.query_params.update({"steps": "30", "teacher": "mlp:64", "student": "mlp:16"})
     app.switch_page("pages/1_Distill.py").run()

@@ -244,6 +244,4 @@ def test_t_formats_after_translating(monkeypatch) -> None:
     monkeypatch.setattr(i18n, "_reader_language", lambda: "zh")  # restored after: the app installed its own reader
     some = next(en for en in i18n.catalog("zh") if _placeholders(en))
     values = {name: 7 for name in _placeholders(some)}
-    assert i18n.t(some, **values) == i18n.catalog("zh")[some].format(**values)
-    monkeypatch.setattr(i18n, "_reader_language", lambda: "en")
-    assert i18n.t("{n} runs", n=3) == "3 runs"
+    assert i18n.t(some, **values) == i18n.catalog("zh")[some].format(**values) != some.format(**values)

@@ -17,7 +17,7 @@ _warming = False
 _warm = threading.Event()  # set once the warm-up thread has finished
 WARM_MODULES = ("torch", "kdlab.training.losses", "plotly.graph_objects", "kdlab.ui.settings", "kdlab.ui.distill",
                 "kdlab.ui.temperature",
-                "sklearn.datasets")  # the default dataset's loader (digits): ~1 s of scipy imports on a first visit
+                "sklearn.datasets")  # what digits (the default dataset) is loaded with: ~1 s of scipy imports
 
 
 def init_process() -> None:
@@ -84,12 +84,12 @@ def stats() -> dict[str, int]:
 
 
 def wait_warm(timeout: float | None = None) -> bool:
-    """Wait for the background warm-up (a test, or a page that needs torch at once)."""
+    """Wait for the warm-up (kdlab serve before it starts the server, a test, a page that needs torch at once)."""
     return _warm.wait(timeout)
 
 
 def warm_up() -> None:
-    """Import the heavy modules in the background, once, while the user reads the home page."""
+    """Import the heavy modules in a background thread, once (kdlab serve waits for it before it answers)."""
     global _warming
     with _lock:
         if _warming:

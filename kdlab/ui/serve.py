@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     # healthy, a first visit of a training page renders at once instead of waiting for them
     print("kdlab: importing torch and the lab's modules ...", file=sys.stderr, flush=True)
     process.warm_up()
-    process.wait_warm(WARM_TIMEOUT_S)
+    if not process.wait_warm(WARM_TIMEOUT_S):
+        print(f"kdlab: still importing after {WARM_TIMEOUT_S:.0f} s; starting the server anyway", file=sys.stderr)
     sys.argv = ["streamlit", "run", str(APP), "--server.address", a.host, "--server.port", str(a.port),
                 "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
     return streamlit_cli.main()
