@@ -232,3 +232,28 @@ def test_in_chinese_the_page_its_results_and_its_figures_are_chinese(app, finish
     assert cm["layout"]["xaxis"]["title"]["text"] == "预测类别" and cm["layout"]["yaxis"]["title"]["text"] == "真实类别"
     assert cm["data"][0]["x"] == [str(c) for c in range(10)]  # digits' class names stay digits
     assert any("提升最多" in c.value for c in app.caption)
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_where_a_run_stopped_is_said_in_the_readers_language(digits, kdlab_cache, seeds):
+    """The stopped run's banner names the student and the step in the reader's language; in English it is the
+    sentence kdlab.runs.records writes (the CLI's and the JSON's)."""
+    import dataclasses
+
+    from conftest import StopAfter
+    from kdlab.base.lab import Lab
+    from kdlab.runs.batch import Run, run_all
+    from kdlab.runs.records import build_record
+    from kdlab.ui.distill import where_stopped
+
+    base = Lab().config.replace(teacher="mlp:32", student="mlp:16")
+    lab = Lab(base.replace(train=dataclasses.replace(base.train, steps=200)), seeds=seeds)
+    runs = [Run(k, cfg, lab.scratch) for k, cfg in enumerate(lab.seed_configs())]
+    run_all(runs[:1], digits)  # the teacher, trained and cached: the stop below counts the students' steps only
+    results = list(run_all(runs, digits, should_stop=StopAfter(50), keep_stopped=True).values())
+    english = build_record(lab, results).stopped
+    assert english.startswith("the ") and " was stopped at step " in english and english.endswith(
+        "" if seeds == 1 else " seeds finished before it")
+    assert where_stopped(results, lab, "en") == english
+    chinese = where_stopped(results, lab, "zh")
+    assert "被停止" in chinese and "stopped" not in chinese and str(results[-1].distilled.steps) in chinese
