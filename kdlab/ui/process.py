@@ -15,9 +15,9 @@ _pool: JobPool | None = None
 _threads_set = False
 _warming = False
 _warm = threading.Event()  # set once the warm-up thread has finished
+# The pages' heavy imports, and scikit-learn's for digits (the default dataset: ~1.3 s of a first visit)
 WARM_MODULES = ("torch", "kdlab.training.losses", "plotly.graph_objects", "kdlab.ui.settings", "kdlab.ui.distill",
-                "kdlab.ui.temperature",
-                "sklearn.datasets")  # what digits (the default dataset) is loaded with: ~1 s of scipy imports
+                "kdlab.ui.temperature", "sklearn.datasets", "sklearn.model_selection")
 
 
 def init_process() -> None:
