@@ -621,6 +621,23 @@ def test_the_least_recently_used_entry_goes_first_and_a_read_counts_as_a_use(kdl
     assert store.total_bytes() <= store.max_bytes
 
 
+def test_listing_the_cache_is_not_a_use(kdlab_cache, monkeypatch):
+    """`kdlab cache list` and `kdlab prepare` list every entry from a fresh process: that must not re-stamp them
+    all, or eviction would forget which teachers were used least recently. A read still counts."""
+    from kdlab.stores import teacher_cache
+
+    store = TeacherStore(max_bytes=0)
+    for key in ("a", "b"):
+        store.write(key, *_big_entry(), _meta())
+    monkeypatch.setattr(teacher_cache, "_TOUCHED", {})  # as in a new process: no use recorded yet
+    past = time.time() - 3600
+    for key in ("a", "b"):
+        os.utime(store.dir / key, (past, past))
+    assert [row["state"] for row in store.entries()] == ["ok", "ok"]
+    assert [os.stat(store.dir / key).st_mtime for key in ("a", "b")] == [past, past]
+    assert store.read("a").state == "ok" and os.stat(store.dir / "a").st_mtime > past
+
+
 def test_an_entry_larger_than_the_budget_stays_until_the_next_write(kdlab_cache):
     store = TeacherStore(max_bytes=1000)
     store.write("big", *_big_entry(), _meta())

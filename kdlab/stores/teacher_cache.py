@@ -143,6 +143,13 @@ class TeacherStore:
     # -- reading ---------------------------------------------------------------------------------------
     def read(self, key: str) -> Lookup:
         """The entry ``key`` if it is there and verifies; reading it counts as a use (for eviction)."""
+        found = self._lookup(key)
+        if found.state == "ok":
+            self.touch(key)
+        return found
+
+    def _lookup(self, key: str) -> Lookup:
+        """``read`` without counting a use: listing the cache must not reorder what eviction removes first."""
         folder = self.dir / key
         try:
             info = os.lstat(folder)
@@ -161,7 +168,6 @@ class TeacherStore:
                 entry = self._read_verified(folder, key)
             except READ_ERRORS as exc:
                 return Lookup("corrupt", problem=f"{type(exc).__name__}: {exc}")
-        self.touch(key)
         return Lookup("ok", entry)
 
     def _read_verified(self, folder: Path, key: str) -> Entry:
@@ -268,7 +274,7 @@ class TeacherStore:
         """One summary per visible entry (temporary folders are invisible; a planted symlink shows as corrupt)."""
         rows = []
         for name, mode in self._visible():
-            found = self.read(name)
+            found = self._lookup(name)
             meta = found.entry.meta if found.entry else {}
             rows.append({"key": name, "state": found.state, "problem": found.problem,
                          "dataset": meta.get("config", {}).get("dataset"), "arch": meta.get("config", {}).get("arch"),
