@@ -74,7 +74,7 @@ def run_all(runs: Sequence[Run], data: Dataset, *, store: TeacherStore | None = 
 
     def finished(key: Hashable, result: RunResult) -> None:  # as each run ends, in a stack or alone
         done[key] = result
-        if on_result is not None and not _stopped(result):
+        if on_result is not None and not stopped(result):
             on_result(key, result)
 
     for group in plan(runs, data):
@@ -84,7 +84,8 @@ def run_all(runs: Sequence[Run], data: Dataset, *, store: TeacherStore | None = 
     return {run.key: done[run.key] for run in runs if run.key in done}
 
 
-def _stopped(result: RunResult) -> bool:
+def stopped(result: RunResult) -> bool:
+    """Whether a stop interrupted one of the result's students (a result only ``keep_stopped`` keeps)."""
     return any(s is not None and s.reason == "stopped" for s in (result.distilled, result.scratch))
 
 
@@ -165,7 +166,7 @@ def _serial(group: Group, data: Dataset, store: TeacherStore | None, on_progress
                                  should_stop=should_stop)
         except RunStopped:
             return True
-        if _stopped(result):
+        if stopped(result):
             if keep_stopped:
                 finished(run.key, result)
             return True

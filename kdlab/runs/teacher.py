@@ -94,10 +94,11 @@ def _identify(cfg: TeacherConfig, store: TeacherStore | None) -> tuple[TeacherCo
         cfg = dataclasses.replace(cfg, arch=arch)
     store = store or TeacherStore()
     key = teacher_key(cfg)
-    return cfg, store, key, _memo_key(store, key)
+    return cfg, store, key, memory_key(store, key)
 
 
-def _memo_key(store: TeacherStore, key: str) -> str:
+def memory_key(store: TeacherStore, key: str) -> str:
+    """The key of ``store``'s entry ``key`` in the process-wide MEMORY (a Ray worker puts its teachers there too)."""
     return f"{store.root}:{key}"  # tests and users may point stores at several folders in one process
 
 

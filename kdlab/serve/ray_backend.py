@@ -28,14 +28,13 @@ from typing import Any, Callable, Hashable, Sequence
 
 from kdlab.base.errors import KdlabError
 from kdlab.data import Dataset
-from kdlab.runs.batch import Run, RunDone, RunProgress
-from kdlab.runs.distill import RunResult, validate
-from kdlab.runs.teacher import MEMORY, RunStopped, Teacher, get_teacher
+from kdlab.runs.batch import Run, RunDone, RunProgress, stopped
+from kdlab.runs.distill import RunResult, check_data, fetch_teacher, validate
+from kdlab.runs.teacher import MEMORY, RunStopped, Teacher, memory_key
 from kdlab.serve.ray_cluster import RayCluster, RayWorkerLost, one_line, ray_module, remote_task
 from kdlab.serve.ray_hub import POLL_SECONDS, STOP_GRACE_SECONDS, Outbox, plain, unplain
 from kdlab.stores.teacher_cache import TeacherStore, teacher_key
 from kdlab.training.engine import planned_steps
-from kdlab.training.models import validate_spec
 
 log = logging.getLogger(__name__)
 RETRIES = 1  # a task whose worker process dies is run once more (results are deterministic, so it is safe)
@@ -71,11 +70,9 @@ def run_all_on_ray(runs: Sequence[Run], data: Dataset, *, cluster: RayCluster, s
     runs = list(runs)
     if not runs:
         return {}
-    for run in runs:  # every config is checked before any work, as run_experiment does
+    for run in runs:  # every config is checked before any work, as run_all does
         validate(run.config)
-        for spec in (run.config.teacher, run.config.student):
-            validate_spec(spec, data.input_shape, data.num_classes)
-        data.transfer_indices(run.config.transfer_size, run.config.omit_classes, run.config.train.seed)
+        check_data(run.config, data)
     try:
         teachers = _teachers(runs, data, store, on_progress, should_stop)
     except RunStopped:
@@ -93,11 +90,8 @@ def _teachers(runs: list[Run], data: Dataset, store: TeacherStore | None, on_pro
         tcfg = run.config.teacher_config()
         if teacher_key(tcfg) in teachers:
             continue
-        tagged = None if on_progress is None else functools.partial(on_progress, run.key, "teacher")
-        t0 = time.perf_counter()
-        teacher = get_teacher(tcfg, data, store, tagged, should_stop)
-        if teacher.source != "trained":  # as run_distill records it
-            teacher.meta = {**teacher.meta, "load_seconds": time.perf_counter() - t0}
+        progress = None if on_progress is None else functools.partial(on_progress, run.key)
+        teacher = fetch_teacher(run.config, data, store, progress, should_stop)
         teachers[teacher.key] = teacher
     return teachers
 
@@ -216,11 +210,6 @@ class _Batch:
             self.on_result(key, result)
 
 
-def stopped(result: RunResult) -> bool:
-    """Whether a stop interrupted one of the result's students (a result only ``keep_stopped`` keeps)."""
-    return any(s is not None and s.reason == "stopped" for s in (result.distilled, result.scratch))
-
-
 def _teacher_key(result: RunResult) -> str:
     return teacher_key(result.config.teacher_config())
 
@@ -245,7 +234,7 @@ def _run_chunk(part: int, runs: list[Run], data: Dataset, teachers: dict[str, Te
     outbox.begin(part)
     store = store or TeacherStore()
     for key, teacher in teachers.items():  # what get_teacher looks at first: it neither reloads nor retrains
-        MEMORY.put(f"{store.root}:{key}", teacher)
+        MEMORY.put(memory_key(store, key), teacher)
 
     def send(key: Hashable, role: str, event: Any) -> None:
         outbox.send(("event", part, key, role, plain(event)))

@@ -30,8 +30,9 @@ def register_serializers() -> None:
     from ray.util import register_serializer
 
     register_serializer(Dataset, serializer=_dataset_ref, deserializer=_dataset_from_ref)
-    # a RunStore holds a lock and a cache of parsed records: it travels as its folder and size limit
-    register_serializer(RunStore, serializer=lambda s: (str(s.root), s.max_runs), deserializer=_run_store_from)
+    # a RunStore holds a lock and a cache of parsed records: it travels as its folder and size limits
+    register_serializer(RunStore, serializer=lambda s: (str(s.root), s.max_runs, s.max_bytes),
+                        deserializer=_run_store_from)
 
 
 def shared() -> list[Dataset]:
@@ -84,5 +85,5 @@ def _dataset_from_ref(ref) -> Dataset:
     return data
 
 
-def _run_store_from(state: tuple[str, int]) -> RunStore:
+def _run_store_from(state: tuple[str, int, int]) -> RunStore:
     return RunStore(*state)
