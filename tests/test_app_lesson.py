@@ -89,3 +89,23 @@ def test_the_clicker_keys_are_on_the_top_buttons(app):
     app.switch_page(PAGE).run()
     assert app.button(key="lesson.next.top").proto.shortcut.lower() == "pagedown"  # what clickers send
     assert app.button(key="lesson.prev.top").proto.shortcut.lower() == "pageup"
+
+
+def test_a_failed_teacher_job_shows_its_error_and_the_button_again(app, finish_jobs, monkeypatch):
+    """Steps 1 and 2 need the teacher: when its job fails, the step says why and offers to train it again (the
+    finished job was only collected on later steps, so these stayed blank)."""
+    from kdlab.base.errors import KdlabError
+    from kdlab.ui import resources
+
+    def failing(*args, **kwargs):
+        raise KdlabError("no room left on the disk for the teacher")
+
+    monkeypatch.setattr(resources, "cached_teacher", lambda *a, **kw: None)
+    monkeypatch.setattr(lesson, "get_teacher", failing)
+    app.query_params.update({"step": "1"})
+    app.switch_page(PAGE).run()
+    app.button(key=f"lesson.run.{lesson.TEACHER}").click().run()
+    finish_jobs(app)
+    assert not app.exception
+    assert any("no room left on the disk" in e.value for e in app.error)
+    assert app.button(key=f"lesson.run.{lesson.TEACHER}")  # offered again

@@ -90,6 +90,7 @@ def show(step: int) -> None:
     s = STEPS[step - 1]
     st.header(f"{step}. {t(s.title)}")
     st.info(t("**Look for:** {what}", what=t(s.look_for)))
+    _collect()
     s.draw()
 
 
@@ -109,15 +110,21 @@ def _teacher() -> Teacher | None:
     return None
 
 
+def _collect() -> None:
+    """The session's finished lesson job, whatever step it was for (the teacher's too): its result kept for the
+    server, its error shown until the next run; either way the slot is free again for the step's button."""
+    runner.collect(SLOT, _keep)
+    runner.show_error(SLOT)
+
+
+def _keep(result: tuple[str, Any]) -> None:
+    done, value = result  # (its name, its result): see _run_button
+    with _LOCK:
+        _RESULTS[done] = value
+
+
 def _result(name: str) -> Any | None:
-    """A step's result: from this server's memory, or collected from the session's finished job."""
-    if (job := runner.take_finished(SLOT)) is not None:
-        if job.error:
-            st.error(job.error)
-        elif job.result is not None:
-            done, value = job.result  # (its name, its result): see _run_button
-            with _LOCK:
-                _RESULTS[done] = value
+    """A step's result, from this server's memory."""
     with _LOCK:
         return _RESULTS.get(name)
 
