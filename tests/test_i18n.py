@@ -19,8 +19,8 @@ from kdlab.base import i18n
 
 ROOT = Path(__file__).resolve().parents[1]
 # The modules whose texts the app shows; kdlab/ui/serve.py is the server program (a terminal's messages).
-SHOWN = sorted({*ROOT.glob("kdlab/ui/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app.py",
-                *ROOT.glob("kdlab/plots/*.py"), ROOT / "kdlab/runs/verdict.py"} - {ROOT / "kdlab/ui/serve.py"})
+SHOWN = sorted({*ROOT.glob("kdlab/ui/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app.py", *ROOT.glob("kdlab/plots/*.py"),
+                ROOT / "kdlab/runs/verdict.py", ROOT / "kdlab/runs/records.py"} - {ROOT / "kdlab/ui/serve.py"})
 WORDS = re.compile(r"[A-Za-z]{2,}[,;:.’'()-]*\s+[A-Za-z]{2,}")  # two words: prose, not a key or a format
 ELEMENTS = {  # Streamlit calls whose first argument is shown
     "title", "header", "subheader", "markdown", "caption", "write", "text", "info", "warning", "error", "success",

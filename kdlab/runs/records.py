@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 
-from kdlab.base.record import ModelResult, RunRecord
+from kdlab.base.i18n import N_, SOURCE, translate
+from kdlab.base.record import REASONS, ModelResult, RunRecord
 from kdlab.runs.distill import RunResult, StudentReport
 from kdlab.base.lab import Lab
 from kdlab.runs.lab import run_label
 from kdlab.training.metrics import evaluate, latency_per_example
 
 
-def build_record(lab: Lab, results: list[RunResult], warnings: list[str] | None = None) -> RunRecord:
-    """``results`` are the seeds' runs in order (a stopped press has fewer, the last one maybe partial)."""
+def build_record(lab: Lab, results: list[RunResult], warnings: list[str] | None = None,
+                 lang: str = SOURCE) -> RunRecord:
+    """``results`` are the seeds' runs in order (a stopped press has fewer, the last one maybe partial); where a
+    stopped run stopped is said in ``lang`` (the reader's: a worker thread has no session to ask)."""
     first = results[0]
     students = [s for r in results for s in (r.distilled, r.scratch) if s is not None]
     stopped = next((s for s in students if s.reason != "completed"), None)
@@ -21,7 +24,7 @@ def build_record(lab: Lab, results: list[RunResult], warnings: list[str] | None 
         config=lab.config, classes=list(first.dataset.classes), teacher=_teacher(first),
         distilled=[r.distilled.result() for r in results], scratch=[r.scratch.result() for r in results if r.scratch],
         label=run_label(lab), created=time.time(), reason=stopped.reason if stopped else "completed",
-        stopped=_where(stopped, seeds_done, lab) if stopped is not None else "",
+        stopped=_where(stopped, seeds_done, lab, lang) if stopped is not None else "",
         warnings=list(warnings or []) + list(first.teacher.warnings), planned_seeds=lab.seeds)
 
 
@@ -38,11 +41,18 @@ def _teacher(r: RunResult) -> ModelResult:
                        seed=t.config.train.seed, source=t.source, key=t.key)
 
 
-def _where(s: StudentReport, seeds_done: int, lab: Lab) -> str:
+STOPPED_AT = dict(zip(REASONS[1:], (N_("the {student}{seed} was stopped at step {step} of {total}"),  # by reason
+                                     N_("the {student}{seed} was stopped by the time limit at step {step} of {total}"))))
+STUDENTS = {"distilled": N_("distilled student"), "scratch": N_("scratch student")}
+
+
+def _where(s: StudentReport, seeds_done: int, lab: Lab, lang: str) -> str:
     """'the distilled student (seed 1) was stopped at step 400 of 1000; 1 of 3 seeds finished before it'."""
-    seed = f" (seed {s.seed})" if lab.seeds > 1 else ""
-    text = f"the {s.role} student{seed} was {s.reason if s.reason == 'stopped' else 'stopped by the time limit'}"
-    text += f" at step {s.steps} of {s.total_steps}"
+    def say(text: str, **values) -> str:
+        return translate(text, lang).format(**values)
+
+    seed = say(N_(" (seed {seed})"), seed=s.seed) if lab.seeds > 1 else ""
+    text = say(STOPPED_AT[s.reason], student=say(STUDENTS[s.role]), seed=seed, step=s.steps, total=s.total_steps)
     if lab.seeds > 1:
-        text += f"; {seeds_done} of {lab.seeds} seeds finished before it"
+        text += say(N_("; {done} of {seeds} seeds finished before it"), done=seeds_done, seeds=lab.seeds)
     return text

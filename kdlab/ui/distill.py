@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from kdlab.base.i18n import translate
-from kdlab.base.record import REASONS, RunRecord
+from kdlab.base.record import RunRecord
 from kdlab.data import Dataset
 from kdlab.plots import figures as plots
 from kdlab.runs.batch import Run, run_all
@@ -44,9 +44,7 @@ def distill_job(lab: Lab, data: Dataset) -> Callable[[Job], tuple[RunRecord, dic
                                           "to show"), lang))
         log.info("job %s: %d seed(s) trained in %.2f s after %.2f s in the queue", job.id, len(results),
                  time.perf_counter() - t0, (job.started or job.submitted) - job.submitted)
-        record = dataclasses.replace(build_record(lab, results), owner=owner)
-        if record.stopped:  # kdlab.runs.records says it in English; the reader reads it here
-            record = dataclasses.replace(record, stopped=where_stopped(results, lab, lang))
+        record = dataclasses.replace(build_record(lab, results, lang=lang), owner=owner)
         first = results[0]
         outputs = {role: s.test_logits for role, s in (("distilled", first.distilled), ("scratch", first.scratch))
                    if s is not None}
@@ -59,23 +57,6 @@ def distill_job(lab: Lab, data: Dataset) -> Callable[[Job], tuple[RunRecord, dic
         return record, {role: logits.numpy() for role, logits in outputs.items()}
 
     return fn
-
-
-STOPPED_AT = dict(zip(REASONS[1:], (N_("the {student}{seed} was stopped at step {step} of {total}"),  # by reason
-                                     N_("the {student}{seed} was stopped by the time limit at step {step} of {total}"))))
-
-
-def where_stopped(results: list, lab: Lab, lang: str) -> str:
-    """Which student a Stop (or the time limit) ended and where, in ``lang``: kdlab.runs.records's sentence."""
-    stopped = next(s for r in results for s in (r.distilled, r.scratch) if s is not None and s.reason != "completed")
-    seed = translate(N_(" (seed {seed})"), lang).format(seed=stopped.seed) if lab.seeds > 1 else ""
-    text = translate(STOPPED_AT[stopped.reason], lang).format(
-        student=translate(plots.ROLE_NAMES[stopped.role], lang), seed=seed, step=stopped.steps,
-        total=stopped.total_steps)
-    if lab.seeds > 1:
-        text += translate(N_("; {done} of {seeds} seeds finished before it"), lang).format(done=len(results) - 1,
-                                                                                          seeds=lab.seeds)
-    return text
 
 
 def start(ls: settings.LabSettings) -> Job:
