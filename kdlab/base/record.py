@@ -59,10 +59,6 @@ class ModelResult:
     source: str | None = None  # the teacher: "trained", "cache" or "memory"
     key: str | None = None  # the teacher's cache key
 
-    @property
-    def errors(self) -> int:
-        return sum(map(sum, self.confusion)) - sum(self.confusion[i][i] for i in range(len(self.confusion)))
-
 
 @dataclass(frozen=True)
 class Stats:

@@ -94,13 +94,6 @@ def values(table: Table, state: Any) -> dict[str, Any]:
     return {s.name: get(state, s) for s in table}
 
 
-def with_values(table: Table, state: Any, new: Mapping[str, Any]) -> Any:
-    for s in table:
-        if s.name in new:
-            state = put(state, s, new[s.name])
-    return state
-
-
 # -- text: links and command lines ----------------------------------------------------------------------------
 
 class SettingError(ConfigError):

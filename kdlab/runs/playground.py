@@ -213,10 +213,6 @@ PLAYGROUND_SETTINGS: list[Setting] = [
 ]
 
 
-def playground_setting(name: str) -> Setting:
-    return next(s for s in PLAYGROUND_SETTINGS if s.name == name)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Setup: data, teacher, the points each student sees, the grid
 

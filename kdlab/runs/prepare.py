@@ -32,6 +32,7 @@ from kdlab.runs.lab import lab_setting
 from kdlab.runs.playground import PlaygroundConfig
 from kdlab.runs.presets import DEFAULT_PRESET, PRESETS, get_preset
 from kdlab.runs.teacher import get_teacher
+from kdlab.stores.atomic import folder_bytes
 from kdlab.stores.teacher_cache import TeacherStore, teacher_key
 from kdlab.training.engine import Event
 
@@ -171,7 +172,7 @@ def _listed(w: Wanted, store: TeacherStore) -> Prepared:
     state, entry, why = store.read(w.key)
     if state != "ok":
         return Prepared(w, "missing", message=why)
-    return Prepared(w, "cached", test_accuracy=entry.meta["test_accuracy"], size_bytes=_size(store, w.key))
+    return Prepared(w, "cached", test_accuracy=entry.meta["test_accuracy"], size_bytes=folder_bytes(store.dir / w.key))
 
 
 def _prepare_one(w: Wanted, data: Dataset, store: TeacherStore, on_event: Callable[[Event], None] | None,
@@ -182,7 +183,7 @@ def _prepare_one(w: Wanted, data: Dataset, store: TeacherStore, on_event: Callab
         teacher = get_teacher(cfg, data, store, on_event, should_stop)  # memory -> disk -> train and store
     except KdlabError as exc:  # diverged, stopped: the others still get prepared
         return Prepared(w, "failed", time.perf_counter() - t0, message=str(exc))
-    size = _size(store, w.key)
+    size = folder_bytes(store.dir / w.key)
     problems = teacher.warnings or ([] if size else [f"it is not on disk in {store.dir} (not writable?)"])
     return Prepared(w, "trained" if teacher.source == "trained" else "cached", time.perf_counter() - t0,
                     teacher.test_accuracy, size, "; ".join(problems))
@@ -190,11 +191,6 @@ def _prepare_one(w: Wanted, data: Dataset, store: TeacherStore, on_event: Callab
 
 def _bounded(train: TrainConfig) -> TrainConfig:
     return dataclasses.replace(train, max_seconds=max(train.max_seconds, PREPARE_MAX_SECONDS))
-
-
-def _size(store: TeacherStore, key: str) -> int:
-    folder = store.dir / key
-    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) if folder.is_dir() else 0
 
 
 def _indexed(on_event: OnEvent | None, i: int, w: Wanted) -> Callable[[Event], None] | None:

@@ -34,9 +34,9 @@ def reset(table: Table, prefix: str) -> None:
 
 def draw(table: Table, state: Any, prefix: str, where: Any, *, names: Sequence[str] | None = None,
          options: dict[str, list] | None = None, formats: dict[str, Callable] | None = None,
-         notes: dict[str, Note] | None = None, more: str | None = None) -> Any:
+         notes: dict[str, Note] | None = None) -> Any:
     """The widgets of ``table`` (or of ``names``) in order, grouped under their group headings, the rows marked
-    ``more`` in one expander at the end (titled ``more``); returns the state with their values. ``options``
+    ``more`` in one "More settings" expander at the end; returns the state with their values. ``options``
     replaces a row's options (e.g. a dataset's classes); ``notes`` draws a caption after a group. The table's
     texts are shown in the reader's language."""
     rows = [s for s in table if s.ui and s.widget != "none" and (names is None or s.name in names)]
@@ -48,7 +48,7 @@ def draw(table: Table, state: Any, prefix: str, where: Any, *, names: Sequence[s
             continue
         box = where
         if s.more:
-            expander = expander or where.expander(more or t("More settings"))
+            expander = expander or where.expander(t("More settings"))
             box = expander
         elif s.group != group and names is None:
             if group in notes:

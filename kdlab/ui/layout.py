@@ -23,7 +23,6 @@ ICONS = {"Home": ":material/home:", "Playground": ":material/scatter_plot:", "Di
 CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 PAGE_FILE = re.compile(r"(\d+)_(\w+)\.py")
 ROOT = Path(__file__).resolve().parents[2]  # the folder of app.py, pages/ and assets/
-ASSETS = ROOT / "assets"  # images and static text of the pages
 
 
 def pages(root: Path = ROOT) -> list[tuple[Path, str]]:

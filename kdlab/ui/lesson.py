@@ -35,7 +35,6 @@ from kdlab.ui import distill, forms, layout, resources, runner, temperature
 from kdlab.ui.i18n import N_, names, t
 
 STEP = "kd.lesson.step"
-PREFIX = "lesson"
 SLOT = "lesson"
 _RESULTS: dict[str, Any] = {}  # step name -> its result, shared by every session of the server
 _LOCK = threading.Lock()
