@@ -33,7 +33,7 @@ import dataclasses
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdlab.base.record import Stats
 from kdlab.base.config import TeacherConfig, TrainConfig, to_dict
 from kdlab.base.errors import ConfigError
 from kdlab.base.settings import Setting
@@ -562,12 +563,12 @@ def run_playground_seeds(cfg: PlaygroundConfig, seeds: Sequence[int], *, store: 
     teachers = [r.setup.teacher for r in results]
     return {
         "config": {k: v for k, v in to_dict(cfg).items() if k != "seed"}, "seeds": seeds,
-        "arms": {arm: _stats(v) for arm, v in per_arm.items()},
+        "arms": {arm: asdict(Stats.of(v)) for arm, v in per_arm.items()},
         "gain": {f"{arm}_minus_scratch": statistics.fmean(a - b for a, b in zip(per_arm[arm], per_arm["scratch"]))
                  for arm in ("hard", "soft")},
         "datasets": [r.setup.data.name for r in results],
         "teacher": {"test_accuracy": statistics.fmean(t.test_accuracy for t in teachers),
-                    "std": _stats([t.test_accuracy for t in teachers])["std"],
+                    "std": Stats.of([t.test_accuracy for t in teachers]).std,
                     "per_seed": [t.test_accuracy for t in teachers],
                     "source": [_source(t) for t in teachers]},
         "reasons": [r.final.reason for r in results],
@@ -575,6 +576,3 @@ def run_playground_seeds(cfg: PlaygroundConfig, seeds: Sequence[int], *, store: 
     }
 
 
-def _stats(values: list[float]) -> dict[str, Any]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "per_seed": values}

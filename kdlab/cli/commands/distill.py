@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import statistics
+from dataclasses import asdict
 from typing import Any
 
+from kdlab.base.record import Stats
 from kdlab.cli import args as cli_args
 from kdlab.cli import show as fmt
 from kdlab.base.lab import Lab
@@ -44,7 +45,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     if len(results) < len(runs):
         raise RunStopped("the run was interrupted")
     out = results[0].summary()
-    out["summary"] = {role: _stats([getattr(r, role).test_accuracy for r in results.values()])
+    out["summary"] = {role: asdict(Stats.of([getattr(r, role).test_accuracy for r in results.values()]))
                       for role in ("distilled", "scratch") if getattr(results[0], role) is not None}
     out["summary"]["seeds"] = [cfg.train.seed for cfg in lab.seed_configs()]
     return out
@@ -52,11 +53,6 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
 
 def _bar(role: str, k: int, lab: Lab) -> str:
     return role if lab.seeds == 1 or role == "teacher" else f"{role} (seed {lab.config.train.seed + k})"
-
-
-def _stats(values: list[float]) -> dict[str, Any]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "per_seed": values}
 
 
 def show(out: dict[str, Any]) -> str:
