@@ -197,7 +197,10 @@ def stacked_section(datasets: tuple[str, ...], data_dir: str | None, repeats: in
         run_sweep(base, [1.0], [0.5], [0], data=data)  # the teacher, and once-per-process costs, untimed
         times: dict[str, list[float]] = {"serial": [], "stacked": []}
         for i in range(repeats):
-            (s, serial), (t, stack) = sweep_seconds(base, data, False), sweep_seconds(base, data, True)
+            if i % 2 == 0:  # the order alternates: neither way always runs second (on a warmer cache, a later minute)
+                (s, serial), (t, stack) = sweep_seconds(base, data, False), sweep_seconds(base, data, True)
+            else:
+                (t, stack), (s, serial) = sweep_seconds(base, data, True), sweep_seconds(base, data, False)
             times["serial"].append(s)
             times["stacked"].append(t)
             say(f"{name} sweep {i + 1}/{repeats}: serial {s:.2f} s, stacked {t:.2f} s")
