@@ -18,11 +18,10 @@ from kdlab.base.record import jsonable
 from kdlab.base.config import DistillConfig, TeacherConfig, TrainConfig, to_dict
 from kdlab.data import Dataset, load_dataset
 from kdlab.runs.batch import Executor, Run, run_all
-from kdlab.runs.distill import ProgressFn, RunResult, StudentReport, validate
+from kdlab.runs.distill import ProgressFn, RunResult, StudentReport, check_data, validate
 from kdlab.training.engine import Event
 from kdlab.base.errors import ConfigError, DataUnavailableError
 from kdlab.training.metrics import evaluate, with_bias
-from kdlab.training.models import validate_spec
 from kdlab.base.registry import Registry
 from kdlab.runs.prepare import TEACHER_SOURCES
 from kdlab.runs.teacher import RunStopped
@@ -148,9 +147,7 @@ def run_experiment(name: str, dataset: str = "digits", seeds: int = 3, data_dir:
     plan = exp.plan(s, data, seed_list)
     for run in plan:  # every config is checked before the first run trains
         validate(run.config)
-        for spec in (run.config.teacher, run.config.student):
-            validate_spec(spec, data.input_shape, data.num_classes)
-        data.transfer_indices(run.config.transfer_size, run.config.omit_classes, run.config.train.seed)
+        check_data(run.config, data)
     runs = _execute(plan, data, _Progress(plan, on_progress), should_stop, executor)
     out = {"experiment": name, "title": exp.title, "dataset": data.name, "requested_dataset": dataset,
            "seeds": seed_list, "settings": jsonable(dataclasses.asdict(s)), "teacher": _teacher_summary(runs, data)}
