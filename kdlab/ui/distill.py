@@ -81,13 +81,10 @@ def watch() -> None:
 def live_panel(job: Job, lab: Lab) -> None:
     """Drawn by the poller about twice a second while the job runs; a cold teacher shows its own curve."""
     events = list(job.events)  # a snapshot: the worker keeps appending
-    elapsed = time.monotonic() - job.started if job.started is not None else None
-    fraction, text = live.progress(events, lab, elapsed)
+    fraction, text = live.progress(events, lab, job.elapsed())  # the poller draws running jobs only
     st.progress(min(1.0, fraction), text=text)
     if live.teacher_training(events):
-        teacher = live.teacher_events(events)
-        layout.chart(plots.teacher_training(live.teacher_curve(teacher), teacher[-1].total_steps),
-                     key="live_teacher")
+        layout.chart(live.teacher_figure(live.teacher_events(events)), key="live_teacher")
         st.caption(t("Live: the teacher learns first (window-mean loss, test accuracy at each evaluation). It "
                      "is cached, so every later run with this teacher starts at once."))
     if curves := live.curves(events):

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 
 from kdlab.base.i18n import t  # not kdlab.ui.i18n: these functions stay free of Streamlit
 from kdlab.base.record import Curve
+from kdlab.plots import figures as plots
 from kdlab.runs.distill import curve_of
 from kdlab.base.lab import Lab
 from kdlab.training.engine import Event
@@ -71,6 +72,11 @@ def teacher_training(events: Sequence[Sequence[Any]]) -> bool:
 def teacher_curve(events: list[Event]) -> Curve:
     """The teacher's training so far: window-mean loss at its step events, test accuracy at its evaluations."""
     return curve_of(events)
+
+
+def teacher_figure(events: list[Event]) -> Any:
+    """The teacher's live curve (``events`` its own, at least one) on the axis of its whole budget."""
+    return plots.teacher_training(teacher_curve(events), events[-1].total_steps)
 
 
 def steps_per_second(events: list[Event], elapsed: float | None) -> float | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,11 +97,10 @@ def teacher_job(lab: settings.LabSettings):
 def _teacher_progress(job: Job) -> None:
     """The teacher learning, live: its progress and time left, and its loss and test accuracy so far."""
     events = live.teacher_events(job.events)
-    elapsed = time.monotonic() - job.started if job.started is not None else None
     ev = events[-1] if events else None
-    st.progress(ev.step / max(1, ev.total_steps) if ev else 0.0, text=live.teacher_line(events, elapsed))
+    st.progress(ev.step / max(1, ev.total_steps) if ev else 0.0, text=live.teacher_line(events, job.elapsed()))
     if ev is not None:
-        layout.chart(plots.teacher_training(live.teacher_curve(events), ev.total_steps), key="live_teacher")
+        layout.chart(live.teacher_figure(events), key="live_teacher")
 
 
 def examples_of(view: View, data: Dataset, teacher: Teacher) -> list[int]:
