@@ -111,9 +111,7 @@ def results(record: RunRecord, ls: settings.LabSettings) -> None:
     st.caption(t("{test_size} test images. The student has {ratio:.1f}× fewer parameters than the teacher. "
                  "Agreement: how often a student predicts the teacher's class.", test_size=record.test_size,
                  ratio=record.teacher.params / d.params))
-    if (found := verdict(record)) is not None:
-        kind, text = found
-        (st.success if kind == CLEAR_GAIN else st.info)(text)
+    show_verdict(record)
     layout.chart(plots.training_curves({"distilled": d.curve, "scratch": record.scratch[0].curve if record.scratch
                                         else None}, record.teacher.test_accuracy),
                  key="curves")
@@ -131,6 +129,13 @@ WHERE_KD_SHINES = N_("With every training image a small student learns nearly as
                       "teacher's soft targets matter most when the student sees few images (the *Default* "
                       "preset, or a transfer-set size under Data) or never sees a class (the *Omitted class* "
                       "preset).")
+
+
+def show_verdict(record: RunRecord) -> None:
+    """The verdict in a box: green for a clear gain, else blue."""
+    if (found := verdict(record)) is not None:
+        kind, text = found
+        (st.success if kind == CLEAR_GAIN else st.info)(text)
 
 
 def verdict(record: RunRecord) -> tuple[str, str] | None:

@@ -244,8 +244,7 @@ def _few_labels() -> None:
         return
     record, _ = found
     st.table(distill.results_table(record))
-    if (v := distill.verdict(record)) is not None:
-        (st.success if v[0] == "clear gain" else st.info)(v[1])
+    distill.show_verdict(record)
     layout.chart(plots.training_curves({"distilled": record.distilled[0].curve, "scratch": record.scratch[0].curve},
                                        record.teacher.test_accuracy), key="lesson.curves")
 
