@@ -12,6 +12,7 @@ from kdlab.runs import playground as pg
 from kdlab.runs.playground import ARMS, UNLABELLED, PlaygroundConfig
 from kdlab.runs.teacher import MEMORY, RunStopped
 from kdlab.stores.teacher_cache import TeacherStore
+from kdlab.training.engine import MAX_STEP_EVENTS
 from kdlab.training.losses import make_loss
 from kdlab.training.metrics import predict_logits
 
@@ -166,7 +167,7 @@ def test_a_slow_stretch_still_yields_live_snapshots(setup, monkeypatch):
     planned = list(pg.train_arms(setup))
     monkeypatch.setattr(pg, "LIVE_INTERVAL", 0.0)  # as if every pause of the lockstep came too late
     snaps = list(pg.train_arms(setup))
-    grain = max(1, FAST.steps // pg.MAX_STEP_EVENTS)
+    grain = max(1, FAST.steps // MAX_STEP_EVENTS)
     assert len(snaps) > len(planned) and [s.step for s in snaps] == list(range(0, FAST.steps + 1, grain))
     for arm in ARMS:  # looking at the students more often does not change what they learn
         a, b = planned[-1].arms[arm], snaps[-1].arms[arm]

@@ -49,7 +49,7 @@ from kdlab.data import Dataset, load_dataset
 from kdlab.data.toys import MAX_SEED, NOISE_RANGE, POINTS_RANGE, TOYS, toy_name
 from kdlab.runs.teacher import RunStopped, Teacher, find_teacher, get_teacher
 from kdlab.stores.teacher_cache import TeacherStore
-from kdlab.training.engine import MAX_STEP_EVENTS, Event, Split, train
+from kdlab.training.engine import Event, Split, step_event_interval, train
 from kdlab.training.losses import LossOutput, log_softmax, make_loss, validate_loss_params
 from kdlab.training.metrics import predict_logits
 from kdlab.training.models import build_model, canonical_spec, parse_spec, validate_spec
@@ -386,7 +386,7 @@ class Snapshot:
 def frame_steps(total: int, frames: int) -> list[int]:
     """The steps at which snapshots are planned: 0, then every k steps, and the last step. k is a multiple of
     the engine's step-event interval, the granularity at which the lockstep can pause."""
-    grain = max(1, total // MAX_STEP_EVENTS)
+    grain = step_event_interval(total)
     k = grain * max(1, math.ceil(total / (frames * grain)))
     return sorted({*range(0, total, k), total})
 
@@ -450,7 +450,7 @@ def train_arms(setup: Setup, *, should_stop: Callable[[], bool] | None = None) -
     cfg = setup.config
     lock = _Lockstep(setup, should_stop)
     probe = torch.cat([setup.grid.points, setup.data.x_test])  # (G*G + M, 2): one forward pass per snapshot
-    grain = max(1, cfg.steps // MAX_STEP_EVENTS)  # the engine pauses (yields a step event) this often
+    grain = step_event_interval(cfg.steps)  # the engine pauses (yields a step event) this often
     t0 = last = time.perf_counter()
     yield _snapshot(setup, lock, probe, cfg.steps, 0.0)
     for target in frame_steps(cfg.steps, cfg.frames)[1:]:

@@ -113,7 +113,7 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
         auto_threads(macs_per_example(model, tuple(data.x.shape[1:])), cfg.batch_size)
     n = len(data.x)
     _, total_steps, epochs = planned_steps(n, cfg)
-    log_every = max(1, total_steps // MAX_STEP_EVENTS)
+    log_every = step_event_interval(total_steps)
     eval_every = max(1, math.ceil(epochs / MAX_EVALUATIONS))
     optimizer = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)  # own generator: the order does not depend on global state
@@ -152,6 +152,11 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
         last = whole
     yield Event("done", history[-1]["epoch"] if history else 0, step, total_steps,
                 history[-1] if history else {}, history, reason)
+
+
+def step_event_interval(total_steps: int) -> int:
+    """Steps between two step events: at most MAX_STEP_EVENTS a run (the Playground's lockstep pauses there)."""
+    return max(1, total_steps // MAX_STEP_EVENTS)
 
 
 def halt_reason(should_stop: Callable[[], bool] | None, deadline: float) -> str:

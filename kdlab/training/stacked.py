@@ -311,7 +311,7 @@ def _loop(stack: _Stack, ss: Sequence[Student], sources: list[_Source], data: Sp
           test: Split | None, should_stop: Callable[[], bool] | None) -> Iterator[tuple[int, Event]]:
     k, n = len(ss), len(ss[0].rows)
     _, total_steps, epochs = engine.planned_steps(n, cfg)
-    log_every = max(1, total_steps // engine.MAX_STEP_EVENTS)
+    log_every = engine.step_event_interval(total_steps)
     eval_every = max(1, math.ceil(epochs / engine.MAX_EVALUATIONS))
     optimizer = engine.optimizer_for(stack.params, cfg)
     loss = _LossTensors([s.loss for s in ss])
