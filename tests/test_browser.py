@@ -16,6 +16,10 @@ from kdlab.serve.server import CHROMIUM, CHROMIUM_ARGS as LAUNCH_ARGS, running_s
 pytestmark = pytest.mark.browser
 ARTIFACTS = APP_ROOT / "artifacts"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+# Drawn: the script has finished, every widget's code has loaded (no skeleton), and the Run button is on screen.
+RENDERED = """() => document.querySelector("[data-testid='stApp'][data-test-script-state='notRunning']")
+    && !document.querySelector("[data-testid='stSkeleton']")
+    && [...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Run' && b.getClientRects().length)"""
 PROJECTOR = {"width": 1024, "height": 768}
 DESKTOP = {"width": 1440, "height": 1000}
 
@@ -83,8 +87,7 @@ def _run_and_wait(page, timeout_s: float = 120) -> float:
 def test_a_page_url_on_a_fresh_server_opens_that_page_through_the_app_and_fast(server, browser):
     page = browser.new_page(viewport=DESKTOP)
     page.goto(f"{server.url}/Distill?steps=300&temperature=2")
-    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
-    page.wait_for_selector(IDLE, timeout=60_000)
+    page.wait_for_function(RENDERED, polling="raf", timeout=60_000)  # checked every frame: no polling delay
     first_distill_s = time.perf_counter() - server.healthy_at
     nav = page.locator("[data-testid='stSidebarNav']")
     for title in ("Home", "Playground", "Distill", "Temperature", "Sweep", "Runs", "Experiments"):  # app.py's pages
@@ -139,9 +142,8 @@ def test_the_temperature_slider_redraws_the_bars_quickly(server, browser):
         slider.focus()
         start = time.perf_counter()
         page.keyboard.press("ArrowRight")
-        page.wait_for_function(  # the first example's bars are redrawn for the new T
-            """name => [...document.querySelectorAll('.js-plotly-plot')].some(
-                   p => (p.data || []).some(t => (t.name || '').endsWith(name)))""", arg=target, timeout=10_000)
+        page.wait_for_function(  # the examples' bars (kdlab.plots.bars) are redrawn for the new T
+            "name => document.querySelector(`[data-kd-bars='${name}']`)", arg=target, timeout=10_000)
         times.append(time.perf_counter() - start)
         page.wait_for_selector(IDLE)
     assert "temperature=2.8" in page.url  # the link follows the slider
@@ -168,7 +170,7 @@ def test_a_drawn_digit_gets_the_teachers_soft_targets(server, browser):
     page.get_by_text("as the model sees it").wait_for(timeout=30_000)
     page.wait_for_selector(IDLE)
     _assert_no_errors(page)
-    assert page.locator("[data-testid='stPlotlyChart']").count() >= 4  # the drawing's bars beside the examples'
+    assert page.locator("[data-kd-bars]").count() >= 4  # the drawing's bars beside the examples'
     page.screenshot(path=str(ARTIFACTS / "browser-draw.png"), full_page=True)
 
 
