@@ -2,12 +2,18 @@
 import json
 import math
 
+from kdlab.plots.bars import read_bars
+
+
+def _examples(at):
+    """The soft-target bars drawn (kdlab.plots.bars), in page order: the examples', then a drawing's."""
+    return [h.proto.body for h in at.get("html") if "data-kd-bars" in h.proto.body]
+
 
 def _teacher_bars(at):
     """(max probability, entropy) of the first example's drawn teacher distribution at the chosen T."""
-    chart = next(c for c in at.get("plotly_chart") if "probs0" in c.proto.id)
-    bars = [d for d in json.loads(chart.proto.spec)["data"] if d["meta"]["role"] == "teacher"]
-    p = bars[-1]["y"]  # the last teacher bar set is the chosen T (the first is T = 1)
+    bars = [b for b in read_bars(_examples(at)[0]) if b["role"] == "teacher"]
+    p = bars[-1]["probs"]  # the last teacher bar set is the chosen T (the first is T = 1)
     return max(p), -sum(q * math.log(q) for q in p if q > 0)
 
 
@@ -17,7 +23,7 @@ def _ready(app, finish_jobs):
         app.button(key="train_teacher").click().run()
         finish_jobs(app)
     assert not app.exception and not app.error
-    assert any("probs0" in c.proto.id for c in app.get("plotly_chart"))
+    assert _examples(app)
     return app
 
 
@@ -37,7 +43,7 @@ def test_every_example_mode_renders(app, finish_jobs):
     at = _ready(app, finish_jobs)
     for mode in ("at random", "where the teacher is least sure", "by class"):
         at.radio(key="temp.mode").set_value(mode).run()
-        assert not at.exception and len([c for c in at.get("plotly_chart") if "probs" in c.proto.id]) == 3
+        assert not at.exception and len(_examples(at)) == 3
 
 
 def test_a_link_reproduces_the_view(app, finish_jobs):
@@ -49,8 +55,7 @@ def test_a_link_reproduces_the_view(app, finish_jobs):
     assert not fresh.exception
     assert fresh.slider(key="temp.temperature").value == 2.0 and fresh.radio(key="temp.mode").value == "at random"
     assert fresh.query_params["temperature"] == "2" and fresh.query_params["sample"] == "3"
-    shown = [c.proto.id for c in fresh.get("plotly_chart") if "probs" in c.proto.id]
-    assert len(shown) == 3
+    assert len(_examples(fresh)) == 3
     fresh.button(key="temp.new").click().run()  # a new random draw is in the link too
     assert fresh.query_params["sample"] == "4"
 

@@ -30,9 +30,10 @@ ELEMENTS = {  # Streamlit calls whose first argument is shown
     "pills", "tabs", "Page", "latex",
 }
 SHOWN_KEYWORDS = {"help", "label", "placeholder", "caption", "body", "title_text", "name", "text", "title",
-                  "subplot_titles", "hovertemplate", "page_title", "legendgrouptitle_text"}
+                  "subplot_titles", "hovertemplate", "page_title", "legendgrouptitle_text", "aria_label"}
 NOT_TEXT_KEYWORDS = {"key", "format", "url_path", "icon", "page_icon", "page_title", "mode", "type", "textposition",
-                     "side", "rangemode", "xanchor", "yanchor", "texttemplate", "layout", "initial_sidebar_state"}
+                     "side", "rangemode", "xanchor", "yanchor", "texttemplate", "layout", "initial_sidebar_state",
+                     "style"}  # style: an HTML element's CSS (kdlab.plots.bars)
 MARKERS = {"t", "N_"}
 NOT_SHOWN = {"kdlab-warm-up", "Language · 语言"}  # a thread's name; the language switch, in both
 NOT_TEXT_CALLS = {"debug", "info", "warning", "error", "exception"}  # logging, when called on a logger

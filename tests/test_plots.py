@@ -7,6 +7,7 @@ import pytest
 
 from kdlab.base.record import Curve
 from kdlab.plots import figures as plots
+from kdlab.plots.bars import probability_bars, read_bars
 
 CLASSES = [str(i) for i in range(3)]
 
@@ -44,22 +45,27 @@ def test_confusion_and_difference_matrices():
     assert diff["z"] == [[1, -1, 0], [0, 0, 0], [1, 0, -1]] and diff["zmin"] == -1 and diff["zmax"] == 1
 
 
-def test_the_bars_built_unvalidated_are_a_valid_figure_and_take_presenter_mode():
-    """plots.probabilities skips Plotly's validation for speed: the same figure must pass it, presenter mode too."""
-    import plotly.graph_objects as go
-
+def test_the_soft_target_bars_draw_each_probability_and_mark_the_true_class():
     bars = [{"probs": [0.2, 0.3, 0.5], "role": "teacher", "temperature": 1.0, "faint": True},
             {"probs": [0.1, 0.2, 0.7], "role": "distilled", "temperature": 4.0}]
-    fig = plots.probabilities(CLASSES, bars, 1)
-    checked = go.Figure(fig.to_dict())  # raises on any property Plotly does not know
-    assert checked.to_dict() == fig.to_dict()
-    assert checked.layout.shapes[0].x0 == 1 and checked.layout.yaxis.range == (0, 1)
-    assert plots.for_presenter(fig).layout.font.size == plots.FONT_PRESENTER["size"]
+    html = probability_bars(CLASSES, bars, 1)
+    assert read_bars(html) == [{"role": "teacher", "probs": [0.2, 0.3, 0.5]},
+                               {"role": "distilled", "probs": [0.1, 0.2, 0.7]}]
+    assert 'data-kd-bars="T=4"' in html and "height:70.00%" in html and "height:20.00%" in html  # 0-100 % axis
+    assert html.count("dotted") == 1 and f"dotted {plots.class_color(1)}" in html  # the true class, in its colour
+    assert "distilled student · T=4" in html and "teacher · T=1" in html  # the legend
+    assert plots.tint(plots.ROLE_COLORS["teacher"], 0.35) in html  # T = 1 faint
+    assert "font-size:15px" in html and "font-size:20px" in probability_bars(CLASSES, bars, 1, presenter=True)
+    assert "dotted" not in probability_bars(CLASSES, bars)  # no true class (a drawing)
 
 
-def test_probabilities_entropy_similarity_and_sweep():
-    probs = _spec(plots.probabilities(CLASSES, [{"probs": [0.2, 0.3, 0.5], "role": "teacher", "temperature": 4.0}], 2))
-    assert probs["data"][0]["y"] == [0.2, 0.3, 0.5] and probs["data"][0]["meta"]["temperature"] == 4.0
+def test_the_soft_target_bars_escape_names_and_clamp_heights():
+    html = probability_bars(["<b>x</b>", "y"], [{"probs": [1.0000001, -0.0], "role": "teacher", "temperature": 2}])
+    assert "<b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+    assert "height:100.00%" in html and "height:0.00%" in html
+
+
+def test_entropy_similarity_and_sweep():
     ent = _spec(plots.entropy_curves([0.5, 1, 2], [{"label": "#1", "entropy": [0.1, 0.2, 0.3], "class": 1}], 1, 3))
     assert ent["data"][0]["y"] == [0.1, 0.2, 0.3] and math.isclose(ent["data"][1]["y"][0], math.log(3))
     sim = _spec(plots.similarity(np.full((3, 3), 1 / 3).tolist(), CLASSES, 2.0))["data"][0]

@@ -213,26 +213,6 @@ def class_changes(delta: Sequence[float | None], classes: Sequence[str]) -> go.F
 
 # -- temperature ---------------------------------------------------------------------------------------------
 
-def probabilities(classes: Sequence[str], bars: Sequence[dict[str, Any]], true_class: int | None = None) -> go.Figure:
-    """Grouped bars of distributions over the classes.
-
-    Each bar set: {"probs": [C floats], "role": "teacher" | "distilled" | ..., "temperature": T, "faint": bool}.
-    Built as plain dicts, unvalidated (a test validates it): the Temperature slider redraws several of these per
-    change, and validating them was a third of its server time."""
-    x = names(classes)
-    traces = [dict(type="bar", x=x, y=[float(p) for p in b["probs"]],
-                   name=f"{t(ROLE_NAMES.get(b['role'], b['role']))} · T={b['temperature']:g}",
-                   marker=dict(color=tint(ROLE_COLORS.get(b["role"], "#555555"), 0.35) if b.get("faint")
-                               else ROLE_COLORS.get(b["role"], "#555555")),
-                   meta={"role": b["role"], "temperature": b["temperature"]}) for b in bars]
-    shapes = [] if true_class is None else [  # what add_vline draws: the true class, dotted
-        dict(type="line", x0=true_class, x1=true_class, xref="x", y0=0, y1=1, yref="y domain",
-             line=dict(color=class_color(true_class), width=2, dash="dot"))]
-    layout = _layout_dict(260, barmode="group", margin=dict(l=10, r=10, t=30, b=10), shapes=shapes,
-                          xaxis=dict(AXIS_STYLE, type="category"), yaxis=dict(AXIS_STYLE, range=[0, 1], tickformat=".0%"))
-    return go.Figure(data=traces, layout=layout, _validate=False)
-
-
 def entropy_curves(temperatures: Sequence[float], curves: Sequence[dict[str, Any]], current: float,
                    num_classes: int) -> go.Figure:
     """Entropy of the soft targets against T, one line per example in its true class's colour.

@@ -73,7 +73,7 @@ def _predictions(where, data: Dataset, teacher: Teacher, x: torch.Tensor, raw: n
     picture, chart = where.columns([1, 4])
     picture.image(plots.display_image(raw), caption=t("as the model sees it"), width=112)
     classes = names(data.classes)
-    layout.chart(plots.probabilities(classes, bars), key="draw.probs", where=chart)
+    layout.bars(classes, bars, where=chart)
     best = int(p1.argmax())
     guess, sure = classes[best], 100 * p1[best]
     if p1[best] < UNSURE:

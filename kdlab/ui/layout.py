@@ -6,7 +6,7 @@ import importlib
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import streamlit as st
 
@@ -119,6 +119,13 @@ def chart(fig, key: str, where=None) -> None:
 
         fig = for_presenter(fig)
     (where or st).plotly_chart(fig, key=key, theme=None, config=CHART_CONFIG)
+
+
+def bars(classes: Sequence[str], sets: Sequence[dict[str, Any]], true_class: int | None = None, where=None) -> None:
+    """Soft-target bars (kdlab.plots.bars: HTML, which a T step redraws in place), larger in presenter mode."""
+    from kdlab.plots.bars import probability_bars  # imports Plotly's colours module: not for the home page
+
+    (where or st).html(probability_bars(classes, sets, true_class, presenter()))
 
 
 def header(title: str, caption: str, join: bool = True) -> None:

@@ -172,13 +172,13 @@ def _example(data: Dataset, teacher: Teacher) -> int:
     return int(torch.where(clear, second.max(1).values, torch.zeros(())).argmax())
 
 
-def _bars(data: Dataset, teacher: Teacher, i: int, temperatures: list[float], key: str) -> None:
+def _bars(data: Dataset, teacher: Teacher, i: int, temperatures: list[float]) -> None:
     logits = teacher.test_logits[i]
     bars = [{"probs": soft_targets(logits, temp).tolist(), "role": "teacher", "temperature": temp,
              "faint": temp == 1.0} for temp in temperatures]
     left, right = st.columns([1, 5])
     left.image(plots.display_image(data.x_test[i].numpy()), caption=t("test image #{i}", i=i), width=112)
-    layout.chart(plots.probabilities(names(data.classes), bars, int(data.y_test[i])), key=key, where=right)
+    layout.bars(names(data.classes), bars, int(data.y_test[i]), where=right)
 
 
 # -- the steps ------------------------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def _dark_knowledge() -> None:
                   "{other}. A label says only “{truth}”.", arch=teacher.config.arch,
                   accuracy=100 * teacher.test_accuracy, truth=classes[truth], p_truth=100 * p[truth],
                   other=classes[other], p_other=100 * p[other]))
-    _bars(data, teacher, i, [1.0, 4.0], "lesson.dark")
+    _bars(data, teacher, i, [1.0, 4.0])
     st.markdown(t("**What the teacher finds alike**: its soft targets at T = 4, averaged per true class (diagonal "
                   "hidden)"))
     layout.chart(temperature.class_similarity(data, teacher, 4.0), key="lesson.similarity")
@@ -212,7 +212,7 @@ def _temperature() -> None:
         return
     data = _lab_data()
     i = _example(data, teacher)
-    _bars(data, teacher, i, [1.0, 3.0, 10.0], "lesson.temps")
+    _bars(data, teacher, i, [1.0, 3.0, 10.0])
     grid = np.geomspace(0.5, 30.0, 41)
     h = entropy(torch.softmax(teacher.test_logits[i][None] / torch.tensor(grid)[:, None], -1)).tolist()
     layout.chart(plots.entropy_curves(grid.round(3).tolist(), [{"label": f"#{i}", "entropy": h,
