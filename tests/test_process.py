@@ -36,3 +36,16 @@ def test_start_up_sweeps_both_stores(kdlab_cache, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert not teacher_tmp.exists() and not run_tmp.exists() and young.exists()
+
+
+def test_the_warm_up_does_a_first_runs_one_time_work_of_streamlit_too():
+    """A fresh server's first visit paid ~130 ms for Streamlit's emoji catalog (the page icon) and ~50 ms for its
+    check that it is not in a REPL (an inspect.stack() of the script's deep stack); the warm-up does both."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from kdlab.ui import process; process.warm_up(); assert process.wait_warm(120); "
+            "from streamlit import delta_generator; "
+            "print('streamlit.emojis' in sys.modules, delta_generator._use_warning_has_been_displayed)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=True)
+    assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
