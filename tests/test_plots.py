@@ -59,6 +59,18 @@ def test_the_soft_target_bars_draw_each_probability_and_mark_the_true_class():
     assert "dotted" not in probability_bars(CLASSES, bars)  # no true class (a drawing)
 
 
+def test_the_class_names_shrink_to_fit_their_share_of_the_row_and_never_break_inside_a_word():
+    from kdlab.plots.bars import _label_size
+
+    fashion = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    html = probability_bars(fashion, [{"probs": [0.1] * 10, "role": "teacher", "temperature": 2}])
+    assert "word-break:keep-all" in html and "T-shirt/<wbr>top" in html  # breaks after '/', not inside a word
+    # "Pullover" (8 letters) sets the size: 10 names of ~4.2 em must fit the row
+    assert _label_size(fashion, 19) == "clamp(10px, 2.28cqi, 19px)"
+    assert _label_size([str(c) for c in range(10)], 14) == "clamp(10px, 18.27cqi, 14px)"  # digits: the full size
+    assert _label_size(["运动鞋", "包"], 14) == "clamp(10px, 15.83cqi, 14px)"  # a Chinese word: 3 em, kept whole
+
+
 def test_the_soft_target_bars_escape_names_and_clamp_heights():
     html = probability_bars(["<b>x</b>", "y"], [{"probs": [1.0000001, -0.0], "role": "teacher", "temperature": 2}])
     assert "<b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html

@@ -19,6 +19,9 @@ HEIGHT = 200  # px of the plot area: the Plotly version's 260 px figure less its
 TICKS = (0, 25, 50, 75, 100)  # % on the y axis, fixed at 0-100 % so that heights compare across T
 GRID, AXIS, MUTED = "#e6e6e6", "#bbbbbb", "#555555"  # the figures' AXIS_STYLE colours
 GUTTER = "3.2em"  # the y axis's tick labels
+FAINT = 0.35  # a faint set's colour weight (mixed with white)
+CHAR_EM, CJK_EM = 0.52, 1.0  # rough widths of a Latin letter and of a CJK character, in em
+UNBROKEN = re.compile(r"[^\s/-]+[/-]?")  # a name's pieces: lines break only between words, after "-" or "/"
 BAR = re.compile(r'data-set="(\d+)" data-role="([^"]*)" data-p="([0-9.]+)"')
 
 
@@ -28,15 +31,17 @@ def bar_set_name(bars: dict[str, Any]) -> str:
 
 
 def bar_color(bars: dict[str, Any]) -> str:
-    color = ROLE_COLORS.get(bars["role"], MUTED)
-    return tint(color, 0.35) if bars.get("faint") else color
+    """The role's colour; a faint set (T = 1 beside the chosen T) is tinted, as is one given a ``weight``."""
+    weight = bars.get("weight", FAINT if bars.get("faint") else 1.0)
+    return tint(ROLE_COLORS.get(bars["role"], MUTED), weight) if weight < 1 else ROLE_COLORS.get(bars["role"], MUTED)
 
 
 def probability_bars(classes: Sequence[str], bars: Sequence[dict[str, Any]], true_class: int | None = None,
                      presenter: bool = False) -> str:
     """Grouped bars of distributions over the classes, as HTML.
 
-    Each bar set: {"probs": [C floats], "role": "teacher" | "distilled" | ..., "temperature": T, "faint": bool}.
+    Each bar set: {"probs": [C floats], "role": "teacher" | "distilled" | ..., "temperature": T, "faint": bool,
+    optionally "weight": its colour's strength in (0, 1], to tell several sets of one role apart}.
     The true class (if given) is marked by a dotted line in its class colour and a bold label. For tests and
     browsers, the root carries ``data-kd-bars`` (the last set's "T=...") and each bar its set's index, role and
     probability (``data-set``, ``data-role``, ``data-p``); ``read_bars`` reads them back."""
@@ -50,8 +55,8 @@ def probability_bars(classes: Sequence[str], bars: Sequence[dict[str, Any]], tru
                  style="position:absolute;inset:0;display:flex")
     area = _el("div", *map(_grid_line, TICKS[1:]), groups,
                style=f"position:relative;flex:1;height:{HEIGHT}px;border-bottom:1px solid {AXIS}")
-    x_labels = _el("div", *(_x_label(name, c == true_class) for c, name in enumerate(labels)),
-                   style=f"display:flex;margin:4px 0 0 {GUTTER};font-size:{size - 1}px")
+    x_labels = _el("div", *(_x_label(name, c == true_class, _label_size(labels, size - 1)) for c, name in enumerate(labels)),
+                   style=f"display:flex;margin:4px 0 0 {GUTTER};container-type:inline-size")
     return _el("div", legend, _el("div", ticks, area, style="display:flex"), x_labels,
                data_kd_bars=f"T={bars[-1]['temperature']:g}" if bars else "", role="img",
                aria_label=_summary(labels, bars), style=f"font-size:{size}px;color:#222;padding:2px 0 4px")
@@ -89,9 +94,22 @@ def _group(c: int, label: str, bars: Sequence[dict[str, Any]], true: bool) -> st
                                                              "align-items:flex-end;justify-content:center;gap:2px;padding:0 4px")
 
 
-def _x_label(name: str, true: bool) -> str:
-    return _el("div", escape(name), style="flex:1;min-width:0;text-align:center;line-height:1.15;"
-                                          "overflow-wrap:anywhere" + (";font-weight:700" if true else ""))
+def _x_label(name: str, true: bool, size: str) -> str:
+    """A class's name under its bars, broken only between words and after "-" or "/" (<wbr>), never inside a
+    word (keep-all: a Chinese word stays whole too)."""
+    return _el("div", escape(name).replace("/", "/<wbr>"), style=f"flex:1;min-width:0;text-align:center;"
+                                                                  f"line-height:1.15;word-break:keep-all;font-size:{size}"
+                                                                  + (";font-weight:700" if true else ""))
+
+
+def _label_size(labels: Sequence[str], largest: int) -> str:
+    """The class names' font size: ``largest`` px, or less where the longest unbreakable piece of a name would
+    not fit its share of the row (Fashion-MNIST's "Pullover" at 1024 px): the row is a CSS size container, so
+    the browser scales the type with the width it actually has (cqi: 1 % of the row's width)."""
+    widest = max((sum(CJK_EM if ord(ch) > 0x2e7f else CHAR_EM for ch in piece)
+                  for name in labels for piece in UNBROKEN.findall(name)), default=1.0)
+    fit = 95 / (len(labels) * widest)  # cqi; 95 %: the bars' padding
+    return f"clamp(10px, {fit:.2f}cqi, {largest}px)"
 
 
 def _tick(percent: int) -> str:

@@ -174,8 +174,9 @@ def _example(data: Dataset, teacher: Teacher) -> int:
 
 def _bars(data: Dataset, teacher: Teacher, i: int, temperatures: list[float]) -> None:
     logits = teacher.test_logits[i]
-    bars = [{"probs": soft_targets(logits, temp).tolist(), "role": "teacher", "temperature": temp,
-             "faint": temp == 1.0} for temp in temperatures]
+    weights = np.linspace(0.35, 1.0, len(temperatures))  # light to dark as T rises, so the sets tell apart
+    bars = [{"probs": soft_targets(logits, temp).tolist(), "role": "teacher", "temperature": temp, "weight": w}
+            for temp, w in zip(temperatures, weights.tolist())]
     left, right = st.columns([1, 5])
     left.image(plots.display_image(data.x_test[i].numpy()), caption=t("test image #{i}", i=i), width=112)
     layout.bars(names(data.classes), bars, int(data.y_test[i]), where=right)
