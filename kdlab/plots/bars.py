@@ -32,8 +32,8 @@ def bar_set_name(bars: dict[str, Any]) -> str:
 
 def bar_color(bars: dict[str, Any]) -> str:
     """The role's colour; a faint set (T = 1 beside the chosen T) is tinted, as is one given a ``weight``."""
-    weight = bars.get("weight", FAINT if bars.get("faint") else 1.0)
-    return tint(ROLE_COLORS.get(bars["role"], MUTED), weight) if weight < 1 else ROLE_COLORS.get(bars["role"], MUTED)
+    color, weight = ROLE_COLORS.get(bars["role"], MUTED), bars.get("weight", FAINT if bars.get("faint") else 1.0)
+    return color if weight >= 1 else tint(color, weight)
 
 
 def probability_bars(classes: Sequence[str], bars: Sequence[dict[str, Any]], true_class: int | None = None,
@@ -55,7 +55,8 @@ def probability_bars(classes: Sequence[str], bars: Sequence[dict[str, Any]], tru
                  style="position:absolute;inset:0;display:flex")
     area = _el("div", *map(_grid_line, TICKS[1:]), groups,
                style=f"position:relative;flex:1;height:{HEIGHT}px;border-bottom:1px solid {AXIS}")
-    x_labels = _el("div", *(_x_label(name, c == true_class, _label_size(labels, size - 1)) for c, name in enumerate(labels)),
+    label_size = _label_size(labels, size - 1)
+    x_labels = _el("div", *(_x_label(name, c == true_class, label_size) for c, name in enumerate(labels)),
                    style=f"display:flex;margin:4px 0 0 {GUTTER};container-type:inline-size")
     return _el("div", legend, _el("div", ticks, area, style="display:flex"), x_labels,
                data_kd_bars=f"T={bars[-1]['temperature']:g}" if bars else "", role="img",
@@ -84,14 +85,20 @@ def _legend_entry(bars: dict[str, Any]) -> str:
 
 
 def _group(c: int, label: str, bars: Sequence[dict[str, Any]], true: bool) -> str:
-    """One class: its bars side by side, bottom-aligned; the true class has a dotted line through its middle."""
+    """One class: its bars side by side, bottom-aligned; the true class has a dotted line through its middle
+    (drawn first, so the bars cover it)."""
     marker = _el("div", style=f"position:absolute;left:50%;top:0;bottom:0;border-left:2px dotted {class_color(c)}")
-    columns = (_el("div", data_set=k, data_role=b["role"], data_p=f"{float(b['probs'][c]):.6f}",
-                   title=f"{bar_set_name(b)} · {label}: {100 * float(b['probs'][c]):.1f} %",
-                   style=f"position:relative;flex:1;max-width:28px;height:{100 * min(1.0, max(0.0, float(b['probs'][c]))):.2f}%;"
-                         f"background:{bar_color(b)}") for k, b in enumerate(bars))
-    return _el("div", marker if true else "", *columns, style="position:relative;flex:1;display:flex;"
-                                                             "align-items:flex-end;justify-content:center;gap:2px;padding:0 4px")
+    return _el("div", marker if true else "", *(_bar(k, b, c, label) for k, b in enumerate(bars)),
+               style="position:relative;flex:1;display:flex;align-items:flex-end;justify-content:center;gap:2px;"
+                     "padding:0 4px")
+
+
+def _bar(k: int, bars: dict[str, Any], c: int, label: str) -> str:
+    p = float(bars["probs"][c])
+    return _el("div", data_set=k, data_role=bars["role"], data_p=f"{p:.6f}",
+               title=f"{bar_set_name(bars)} · {label}: {100 * p:.1f} %",
+               style=f"position:relative;flex:1;max-width:28px;height:{100 * min(1.0, max(0.0, p)):.2f}%;"
+                     f"background:{bar_color(bars)}")
 
 
 def _x_label(name: str, true: bool, size: str) -> str:
