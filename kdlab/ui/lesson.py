@@ -21,6 +21,7 @@ from kdlab.base.settings import Setting
 from kdlab.data import Dataset
 from kdlab.experiments.core import bias_curve
 from kdlab.plots import figures as plots
+from kdlab.plots.bars import FAINT
 from kdlab.plots import playground as pg_plots
 from kdlab.runs.batch import Run, run_all
 from kdlab.runs.playground import PlaygroundConfig, run_playground
@@ -174,7 +175,7 @@ def _example(data: Dataset, teacher: Teacher) -> int:
 
 def _bars(data: Dataset, teacher: Teacher, i: int, temperatures: list[float]) -> None:
     logits = teacher.test_logits[i]
-    weights = np.linspace(0.35, 1.0, len(temperatures))  # light to dark as T rises, so the sets tell apart
+    weights = np.linspace(FAINT, 1.0, len(temperatures))  # light to dark as T rises, so the sets tell apart
     bars = [{"probs": soft_targets(logits, temp).tolist(), "role": "teacher", "temperature": temp, "weight": w}
             for temp, w in zip(temperatures, weights.tolist())]
     left, right = st.columns([1, 5])
@@ -219,7 +220,7 @@ def _temperature() -> None:
     layout.chart(plots.entropy_curves(grid.round(3).tolist(), [{"label": f"#{i}", "entropy": h,
                                                                 "class": int(data.y_test[i])}], 3.0,
                                       data.num_classes), key="lesson.entropy")
-    st.caption(t("Faint bars: T = 1; then T = 3 and T = 10. The curve: how spread out the soft targets are at "
+    st.caption(t("Bars from light to dark: T = 1, 3 and 10. The curve: how spread out the soft targets are at "
                  "each T, from nearly certain to uniform (log C)."))
 
 
