@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = APP_ROOT / "artifacts"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 # Drawn: the script has finished, every widget's code has loaded (no skeleton), and the Run button is on screen.
-RENDERED = """() => document.querySelector("[data-testid='stApp'][data-test-script-state='notRunning']")
+RENDERED = f"""() => document.querySelector("{IDLE}")
     && !document.querySelector("[data-testid='stSkeleton']")
     && [...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Run' && b.getClientRects().length)"""
 PROJECTOR = {"width": 1024, "height": 768}
