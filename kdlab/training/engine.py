@@ -16,7 +16,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -139,10 +139,10 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
                 yield Event("step", epoch, step, total_steps, window.means())
                 window = whole.absorb(window)
         whole.absorb(window)
-        if whole.count == 0:  # stopped before this epoch's first step: the stopped epoch is the one before
-            if reason == "completed" or last is None or history and history[-1]["epoch"] == epoch - 1:
+        if whole.count == 0:  # stopped before this epoch's first step
+            if (ended := epoch_before_stop(reason, epoch, last, history)) is None:
                 break
-            epoch, whole = epoch - 1, last
+            epoch, whole = ended
         if reason != "completed" or epoch % eval_every == 0 or epoch == epochs:
             metrics = whole.means() | _test_metrics(model, test, device) | {"seconds": time.perf_counter() - t0}
             history.append({"epoch": epoch, "step": step, **metrics})
@@ -157,6 +157,15 @@ def train(model: nn.Module, data: Split, loss_fn: LossFn, cfg: TrainConfig, *, t
 def step_event_interval(total_steps: int) -> int:
     """Steps between two step events: at most MAX_STEP_EVENTS a run (the Playground's lockstep pauses there)."""
     return max(1, total_steps // MAX_STEP_EVENTS)
+
+
+def epoch_before_stop(reason: str, epoch: int, last: Any, history: list[dict[str, float]]) -> tuple[int, Any] | None:
+    """A stop or time limit seen before epoch ``epoch``'s first step: the epoch that had just ended and its running
+    means (``last``), to be evaluated now, unless it was evaluated already or no epoch ran (then None).
+    ``history`` is the trainer's evaluations so far (one student's, for the stacked trainer)."""
+    if reason == "completed" or last is None or history and history[-1]["epoch"] == epoch - 1:
+        return None
+    return epoch - 1, last
 
 
 def halt_reason(should_stop: Callable[[], bool] | None, deadline: float) -> str:

@@ -343,10 +343,10 @@ def _loop(stack: _Stack, ss: Sequence[Student], sources: list[_Source], data: Sp
                     yield j, Event("step", epoch, step, total_steps, metrics)
                 window = whole.absorb(window)
         whole.absorb(window)
-        if whole.count == 0:  # stopped before this epoch's first step: the stopped epoch is the one before
-            if reason == "completed" or last is None or histories[0] and histories[0][-1]["epoch"] == epoch - 1:
+        if whole.count == 0:  # stopped before this epoch's first step
+            if (ended := engine.epoch_before_stop(reason, epoch, last, histories[0])) is None:
                 break
-            epoch, whole = epoch - 1, last
+            epoch, whole = ended
         if reason != "completed" or epoch % eval_every == 0 or epoch == epochs:
             tested = evaluate(test)
             seconds = (time.perf_counter() - t0) / k
