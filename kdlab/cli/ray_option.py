@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 from typing import Iterator
 
 from kdlab.runs.batch import Executor, run_all
@@ -30,19 +29,12 @@ def executor(address: str | None) -> Iterator[Executor]:
         yield run_all
         return
     from kdlab.serve.ray_backend import executor as on_ray
-    from kdlab.serve.ray_cluster import RayCluster, ray_module
+    from kdlab.serve.ray_cluster import RayCluster, quiet_ray_logs, ray_module
 
     ray_module()  # RayUnavailable if Ray is not installed
-    quiet()
+    quiet_ray_logs()
     cluster = RayCluster.start(address, warm=True)  # RayUnavailable here for a bad or unreachable address
     try:
         yield on_ray(cluster)
     finally:
         cluster.close()
-
-
-def quiet() -> None:
-    """Ray's loggers at ERROR (imported Ray sets its own handler at INFO), unless kdlab's level is below WARNING.
-    Its workers' output stays in the cluster's log files (RayCluster connects with log_to_driver=False)."""
-    level = logging.getLogger().getEffectiveLevel()
-    logging.getLogger("ray").setLevel(level if level < logging.WARNING else logging.ERROR)

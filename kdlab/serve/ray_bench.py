@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import statistics
 import sys
@@ -56,6 +55,7 @@ def run_ray_bench(dataset: str = "fashion-mnist", data_dir: str | None = None, r
     from kdlab.base.lab import Lab
     from kdlab.data import load_dataset
     from kdlab.runs.teacher import get_teacher
+    from kdlab.serve.ray_cluster import quiet_ray_logs
 
     base = Lab().config.replace(dataset=dataset, student=STUDENT)  # the lab's defaults, as `kdlab sweep` has them
     base = base.replace(train=dataclasses.replace(base.train, steps=None, epochs=EPOCHS),  # an epoch budget
@@ -68,8 +68,7 @@ def run_ray_bench(dataset: str = "fashion-mnist", data_dir: str | None = None, r
     t0 = time.perf_counter()
     import ray  # noqa: F401  (part of what --ray costs a command, paid once per process)
     import_s = time.perf_counter() - t0
-    if logging.getLogger().getEffectiveLevel() >= logging.WARNING:  # as kdlab.cli.ray_option.quiet: Ray's own
-        logging.getLogger("ray").setLevel(logging.ERROR)  # start-up notices would bury the numbers
+    quiet_ray_logs()
     out: dict[str, Any] = {"dataset": dataset, "student": STUDENT, "epochs": EPOCHS, "temperatures": TEMPERATURES,
                            "alphas": ALPHAS, "workers": workers, "cpus": os.cpu_count(),
                            "import_ray_s": import_s, "serial_s": [], "ray_sweep_s": [],

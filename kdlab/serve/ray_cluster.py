@@ -53,6 +53,14 @@ def remote_task(fn: Callable) -> Any:
     return ray_module().remote(num_cpus=1)(fn)
 
 
+def quiet_ray_logs() -> None:
+    """Ray's loggers at ERROR (imported Ray sets its own handler at INFO), unless kdlab's level is below WARNING:
+    a command's bar and one-line messages, or a benchmark's numbers, are not buried under Ray's start-up notices.
+    Its workers' output stays in the cluster's log files (RayCluster connects with log_to_driver=False)."""
+    level = logging.getLogger().getEffectiveLevel()
+    logging.getLogger("ray").setLevel(level if level < logging.WARNING else logging.ERROR)
+
+
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
