@@ -12,12 +12,13 @@ Accuracies are fractions in [0, 1]; ``std`` is the sample standard deviation ove
 
 from kdlab.experiments import core
 from kdlab.experiments.core import (
-    EXPERIMENTS, MAX_SEEDS, Experiment, Settings, bias_curve, experiment_names, override, run_experiment,
+    EXPERIMENTS, MAX_SEEDS, Experiment, Settings, bias_curve, check_request, experiment_names, override,
+    run_experiment,
 )
 
 # Each module registers its experiment when imported; this order is the order of the CLI and the app.
 from kdlab.experiments import small_transfer, omitted_class, temperature_size, source_recipe  # noqa: F401,I001
 from kdlab.experiments import hinton_mnist  # noqa: F401
 
-__all__ = ["core", "EXPERIMENTS", "MAX_SEEDS", "Experiment", "Settings", "bias_curve", "experiment_names", "override",
-           "run_experiment"]
+__all__ = ["core", "EXPERIMENTS", "MAX_SEEDS", "Experiment", "Settings", "bias_curve", "check_request",
+           "experiment_names", "override", "run_experiment"]

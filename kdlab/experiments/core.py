@@ -126,6 +126,16 @@ def override(s: Settings, overrides: dict[str, Any]) -> Settings:
 # ---------------------------------------------------------------------------------------------------------
 # Running one experiment
 
+def check_request(name: str, dataset: str, seeds: int, **overrides: Any) -> Experiment:
+    """The experiment ``name``, or ConfigError for a bad name, number of seeds, dataset or setting: what
+    ``run_experiment`` refuses before it loads anything (a caller may ask before it starts a cluster)."""
+    exp = EXPERIMENTS.get(name)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"seeds must be a whole number in [1, {MAX_SEEDS}], got {seeds!r}")
+    exp.settings_for(dataset, **overrides)
+    return exp
+
+
 def run_experiment(name: str, dataset: str = "digits", seeds: int = 3, data_dir: str | None = None,
                    on_progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
                    *, data: Dataset | None = None, executor: Executor = run_all, **overrides: Any) -> dict[str, Any]:
@@ -136,10 +146,7 @@ def run_experiment(name: str, dataset: str = "digits", seeds: int = 3, data_dir:
     for the whole plan (``event.step / event.total_steps``; ``metrics["run"]`` of ``metrics["runs"]``).
     ``executor`` trains the plan's runs (default: here; kdlab.serve.ray_backend has one for a Ray cluster).
     Raises ConfigError before any work for a bad name, dataset or setting, RunStopped when stopped."""
-    exp = EXPERIMENTS.get(name)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
-        raise ConfigError(f"seeds must be a whole number in [1, {MAX_SEEDS}], got {seeds!r}")
-    exp.settings_for(dataset, **overrides)  # a bad dataset or setting fails before any loading
+    exp = check_request(name, dataset, seeds, **overrides)
     t0 = time.perf_counter()
     data, note = _load(exp, dataset, data_dir, data)
     s = exp.settings_for(data.name, **overrides)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kdlab.base.errors import ConfigError
 from kdlab.cli import args as cli_args
 from kdlab.cli import ray_option
 from kdlab.cli import show as fmt
@@ -26,13 +25,10 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(a: argparse.Namespace) -> dict[str, Any]:
     from kdlab.cli.progress import Bars
-    from kdlab.experiments import run_experiment
+    from kdlab.experiments import check_request, run_experiment
 
     if a.ray:  # what run_experiment refuses first, refused before a cluster starts
-        exp = EXPERIMENTS.get(a.name)
-        if not 1 <= a.seeds <= MAX_SEEDS:
-            raise ConfigError(f"seeds must be a whole number in [1, {MAX_SEEDS}], got {a.seeds!r}")
-        exp.settings_for(a.dataset)
+        check_request(a.name, a.dataset, a.seeds)
     with ray_option.executor(a.ray) as executor, Bars(disable=a.quiet) as bars:
         out = run_experiment(a.name, dataset=a.dataset, seeds=a.seeds, data_dir=a.data_dir,
                              on_progress=bars.role_callback, executor=executor)
