@@ -17,7 +17,7 @@ import torch
 from kdlab.base.record import jsonable
 from kdlab.base.config import DistillConfig, TeacherConfig, TrainConfig, to_dict
 from kdlab.data import Dataset, load_dataset
-from kdlab.runs.batch import Executor, Run, run_all
+from kdlab.runs.batch import Executor, Fractions, Run, run_all
 from kdlab.runs.distill import ProgressFn, RunResult, StudentReport, check_data, validate
 from kdlab.training.engine import Event
 from kdlab.base.errors import ConfigError, DataUnavailableError
@@ -183,26 +183,18 @@ def _load(exp: Experiment, dataset: str, data_dir: str | None, data: Dataset | N
 class _Progress:
     """Turns each run's engine events into one "experiment" progress stream (teacher events pass through).
 
-    The stream's step is the sum of every student training's own fraction done, so it stays right when an
-    executor trains several runs at once (on a Ray cluster, or stacked): the events of runs in flight
-    interleave, and each only moves its own share."""
+    The stream's step is the sum of every student training's own fraction done (kdlab.runs.batch.Fractions),
+    which stays right when an executor trains several runs at once."""
 
     def __init__(self, plan: list[Run], on_progress: ProgressFn | None):
         self.total = sum(1 + r.scratch for r in plan)  # student trainings
-        self.fractions: dict[tuple[Hashable, str], float] = {}  # (run key, role) -> its fraction done
-        self.sum = 0.0  # of the fractions
-        self.finished: set[tuple[Hashable, str]] = set()
+        self.done = Fractions()
         self.on_progress = on_progress
 
     def __call__(self, key: Hashable, role: str, event: Event) -> None:
         if role in ("distilled", "scratch"):
-            frac = 1.0 if event.kind == "done" else event.step / max(1, event.total_steps)
-            self.sum += frac - self.fractions.get((key, role), 0.0)
-            self.fractions[(key, role)] = frac
-            if event.kind == "done":
-                self.finished.add((key, role))
-            units = min(self.total * PROGRESS_UNITS, round(self.sum * PROGRESS_UNITS))
-            run = min(len(self.finished) + 1, self.total)  # the first not yet finished (others may train too)
+            units = min(self.total * PROGRESS_UNITS, round(self.done.update(key, role, event) * PROGRESS_UNITS))
+            run = min(self.done.finished + 1, self.total)  # the first not yet finished (others may train too)
             event = Event("epoch" if event.kind == "epoch" else "step", event.epoch, units,
                           self.total * PROGRESS_UNITS, {**event.metrics, "run": run, "runs": self.total})
             role = "experiment"

@@ -89,6 +89,31 @@ def stopped(result: RunResult) -> bool:
     return any(s is not None and s.reason == "stopped" for s in (result.distilled, result.scratch))
 
 
+class Fractions:
+    """How far a batch's student trainings have come: the sum of each training's own fraction done (a finished
+    one counts 1). It stays right when an executor trains several runs at once (on a Ray cluster, or stacked):
+    the events of runs in flight interleave, and each moves only its own share."""
+
+    def __init__(self) -> None:
+        self._of: dict[tuple[Hashable, str], float] = {}  # (run key, role) -> its fraction done
+        self._done: set[tuple[Hashable, str]] = set()
+        self.sum = 0.0
+
+    def update(self, key: Hashable, role: str, event: Event) -> float:
+        """Takes one student's event; returns the new sum."""
+        frac = 1.0 if event.kind == "done" else event.step / max(1, event.total_steps)
+        self.sum += frac - self._of.get((key, role), 0.0)
+        self._of[(key, role)] = frac
+        if event.kind == "done":
+            self._done.add((key, role))
+        return self.sum
+
+    @property
+    def finished(self) -> int:
+        """Trainings that have ended."""
+        return len(self._done)
+
+
 Executor = Callable[..., dict[Hashable, RunResult]]  # run_all's signature: (runs, data, *, store, on_progress,
 #                                                       should_stop, keep_stopped, on_result)
 

@@ -15,6 +15,7 @@ from kdlab.cli import args as cli_args
 from kdlab.cli import ray_option
 from kdlab.cli import show as fmt
 from kdlab.runs.lab import LAB_SETTINGS
+from kdlab.runs.batch import Fractions
 from kdlab.runs.presets import get_preset, preset_names
 from kdlab.runs.sweep import GRID_SETTINGS, MAX_SEEDS, Grid, pivot, validate_grid
 
@@ -80,7 +81,7 @@ def _fixed(lab: Lab) -> dict[str, Any]:
 
 class _Watch:
     """The sweep's executor, watched: a teacher bar while the teacher trains, then one bar over the student
-    trainings where each run's own fraction done is summed (on Ray several train at once); and the teacher
+    trainings (kdlab.runs.batch.Fractions: right when several train at once, on Ray); and the teacher
     of the results, for the report."""
 
     def __init__(self, inner: Callable, quiet: bool):
@@ -89,7 +90,7 @@ class _Watch:
         self.inner, self.bars = inner, Bars(disable=quiet)
         self.bar: Any = None
         self.total = 0
-        self.fractions: dict[tuple[Hashable, str], float] = {}
+        self.done = Fractions()
         self.teacher = None
 
     def __call__(self, runs, data, *, on_progress=None, **kw) -> dict:
@@ -99,7 +100,7 @@ class _Watch:
             if role == "teacher":
                 self.bars.role_callback(role, event)
             else:
-                self._student(key, role, 1.0 if event.kind == "done" else event.step / max(1, event.total_steps))
+                self._student(self.done.update(key, role, event))
             if on_progress is not None:
                 on_progress(key, role, event)
 
@@ -108,7 +109,7 @@ class _Watch:
             self.teacher = next(iter(results.values())).teacher
         return results
 
-    def _student(self, key: Hashable, role: str, frac: float) -> None:
+    def _student(self, done: float) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
@@ -116,8 +117,7 @@ class _Watch:
                 teacher.close()  # trained: its bar makes room for the sweep's
             self.bar = tqdm(total=self.total, desc="sweep", file=sys.stderr, leave=False, disable=self.bars.disable,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
-        self.fractions[(key, role)] = frac
-        self.bar.update(min(self.total, sum(self.fractions.values())) - self.bar.n)
+        self.bar.update(min(self.total, done) - self.bar.n)
 
     def cell(self, role: str, payload: Any) -> None:
         if role == "cell" and self.bar is not None:
