@@ -561,15 +561,14 @@ def run_playground_seeds(cfg: PlaygroundConfig, seeds: Sequence[int], *, store: 
             on_result(s, result)
     per_arm = {arm: [r.final.arms[arm].test_accuracy for r in results] for arm in ARMS}
     teachers = [r.setup.teacher for r in results]
+    teacher = Stats.of([t.test_accuracy for t in teachers])
     return {
         "config": {k: v for k, v in to_dict(cfg).items() if k != "seed"}, "seeds": seeds,
         "arms": {arm: asdict(Stats.of(v)) for arm, v in per_arm.items()},
         "gain": {f"{arm}_minus_scratch": statistics.fmean(a - b for a, b in zip(per_arm[arm], per_arm["scratch"]))
                  for arm in ("hard", "soft")},
         "datasets": [r.setup.data.name for r in results],
-        "teacher": {"test_accuracy": statistics.fmean(t.test_accuracy for t in teachers),
-                    "std": Stats.of([t.test_accuracy for t in teachers]).std,
-                    "per_seed": [t.test_accuracy for t in teachers],
+        "teacher": {"test_accuracy": teacher.mean, "std": teacher.std, "per_seed": teacher.per_seed,
                     "source": [_source(t) for t in teachers]},
         "reasons": [r.final.reason for r in results],
         "seconds": time.perf_counter() - t0,
