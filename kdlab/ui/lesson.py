@@ -29,7 +29,7 @@ from kdlab.runs.presets import DEFAULT_PRESET, get_preset
 from kdlab.runs.records import build_record
 from kdlab.runs.teacher import Teacher, get_teacher
 from kdlab.serve.jobs import Job
-from kdlab.training.losses import entropy, soft_targets
+from kdlab.training.losses import soft_targets
 from kdlab.training.metrics import latency_per_example
 from kdlab.training.models import build_model, count_params, macs_per_example
 from kdlab.ui import distill, forms, layout, resources, runner, temperature
@@ -215,11 +215,7 @@ def _temperature() -> None:
     data = _lab_data()
     i = _example(data, teacher)
     _bars(data, teacher, i, [1.0, 3.0, 10.0])
-    grid = np.geomspace(0.5, 30.0, 41)
-    h = entropy(torch.softmax(teacher.test_logits[i][None] / torch.tensor(grid)[:, None], -1)).tolist()
-    layout.chart(plots.entropy_curves(grid.round(3).tolist(), [{"label": f"#{i}", "entropy": h,
-                                                                "class": int(data.y_test[i])}], 3.0,
-                                      data.num_classes), key="lesson.entropy")
+    layout.chart(temperature.entropy_curves(data, teacher, [i], 3.0), key="lesson.entropy")  # the page's chart
     st.caption(t("Bars from light to dark: T = 1, 3 and 10. The curve: how spread out the soft targets are at "
                  "each T, from nearly certain to uniform (log C)."))
 
