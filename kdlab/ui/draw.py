@@ -73,7 +73,7 @@ def _predictions(where, data: Dataset, teacher: Teacher, x: torch.Tensor, raw: n
     picture, chart = where.columns([1, 4])
     picture.image(plots.display_image(raw), caption=t("as the model sees it"), width=112)
     classes = names(data.classes)
-    layout.bars(classes, bars, where=chart)
+    layout.bars(data.classes, bars, where=chart)  # the bars translate the names
     best = int(p1.argmax())
     guess, sure = classes[best], 100 * p1[best]
     if p1[best] < UNSURE:

@@ -122,7 +122,8 @@ def chart(fig, key: str, where=None) -> None:
 
 
 def bars(classes: Sequence[str], sets: Sequence[dict[str, Any]], true_class: int | None = None, where=None) -> None:
-    """Soft-target bars (kdlab.plots.bars: HTML, which a T step redraws in place), larger in presenter mode."""
+    """Soft-target bars (kdlab.plots.bars: HTML, which a T step redraws in place), larger in presenter mode;
+    ``classes`` as the dataset has them (the bars show them in the reader's language)."""
     from kdlab.plots.bars import probability_bars  # imports Plotly's colours module: not for the home page
 
     (where or st).html(probability_bars(classes, sets, true_class, presenter()))

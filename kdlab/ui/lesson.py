@@ -180,7 +180,7 @@ def _bars(data: Dataset, teacher: Teacher, i: int, temperatures: list[float]) ->
             for temp, w in zip(temperatures, weights.tolist())]
     left, right = st.columns([1, 5])
     left.image(plots.display_image(data.x_test[i].numpy()), caption=t("test image #{i}", i=i), width=112)
-    layout.bars(names(data.classes), bars, int(data.y_test[i]), where=right)
+    layout.bars(data.classes, bars, int(data.y_test[i]), where=right)
 
 
 # -- the steps ------------------------------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def examples(data: Dataset, teacher: Teacher, idx: list[int], temperature: float
                 {"probs": pt[k].tolist(), "role": "teacher", "temperature": temperature}]
         if ps is not None:
             bars.append({"probs": ps[k].tolist(), "role": "distilled", "temperature": temperature})
-        layout.bars(classes, bars, y, where=right)
+        layout.bars(data.classes, bars, y, where=right)  # the bars translate the names
         right.caption(t("Hard label **{label}**; teacher predicts {predicted}. Entropy {h1:.2f} nats at T = 1 → "
                         "{ht:.2f} at T = {T:g} (uniform: {uniform:.2f}).", label=classes[y],
                         predicted=classes[int(p1[k].argmax())], h1=h1[k], ht=ht[k], T=temperature,
